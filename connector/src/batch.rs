@@ -1,0 +1,143 @@
+//! Classifies records against what the connector knows and sends the changes
+//! in batches, each committed together with the state that covers it.
+
+use crate::error::Error;
+use crate::host::Host;
+use crate::model::{Record, RecordChange, SyncMode, SyncSummary};
+
+/// What a listed record means against the known one; `None` when unchanged.
+pub fn classify(record: &Record, known: Option<&Record>) -> Option<RecordChange> {
+    match known {
+        None => Some(RecordChange::New(record.clone())),
+        Some(k) if k == record => None,
+        Some(k) if !record.is_folder && k.etag != record.etag => {
+            Some(RecordChange::ContentUpdated(record.clone()))
+        }
+        Some(_) => Some(RecordChange::MetadataUpdated(record.clone())),
+    }
+}
+
+enum Item {
+    Upsert(Box<Record>),
+    Delete(String),
+}
+
+pub struct Batcher<'h, H: Host> {
+    host: &'h H,
+    size: usize,
+    items: Vec<Item>,
+    summary: SyncSummary,
+    processed: u64,
+}
+
+impl<'h, H: Host> Batcher<'h, H> {
+    pub fn new(host: &'h H, size: u32, mode: SyncMode) -> Self {
+        let size = size.max(1) as usize;
+        Batcher {
+            host,
+            size,
+            items: Vec::with_capacity(size),
+            summary: SyncSummary::new(mode),
+            processed: 0,
+        }
+    }
+
+    /// A record as the server has it now; emitted only if it differs from the known one.
+    pub fn upsert(&mut self, record: Record) -> Result<(), Error> {
+        self.push(Item::Upsert(Box::new(record)))
+    }
+
+    pub fn delete(&mut self, external_id: String) -> Result<(), Error> {
+        self.push(Item::Delete(external_id))
+    }
+
+    fn push(&mut self, item: Item) -> Result<(), Error> {
+        self.items.push(item);
+        if self.items.len() >= self.size {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Sends what is pending and commits it; nothing is committed when nothing changed.
+    pub fn flush(&mut self) -> Result<(), Error> {
+        if self.stage()? {
+            self.host.commit().map_err(Error::Storage)?;
+        }
+        Ok(())
+    }
+
+    /// Flushes the last batch and commits the sync points with it, so state
+    /// never claims more than the records committed.
+    pub fn finish(mut self, sync_points: &[(&str, String)]) -> Result<SyncSummary, Error> {
+        self.stage()?;
+        for (key, value) in sync_points {
+            self.host.set(key, value);
+        }
+        self.host.commit().map_err(Error::Storage)?;
+        Ok(self.summary)
+    }
+
+    /// Sends the pending changes to the sink and storage, uncommitted.
+    /// Returns whether anything was staged.
+    fn stage(&mut self) -> Result<bool, Error> {
+        if self.items.is_empty() {
+            return Ok(false);
+        }
+        let items = std::mem::take(&mut self.items);
+        let ids: Vec<String> = items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Upsert(r) => Some(r.external_id.clone()),
+                Item::Delete(_) => None,
+            })
+            .collect();
+        let known = if ids.is_empty() {
+            Vec::new()
+        } else {
+            self.host.lookup(&ids)
+        };
+        if known.len() != ids.len() {
+            return Err(Error::Storage(format!(
+                "lookup of {} records answered {}",
+                ids.len(),
+                known.len()
+            )));
+        }
+        let mut known = known.into_iter();
+        let mut changes = Vec::new();
+        let mut puts = Vec::new();
+        let mut removals = Vec::new();
+        for item in items {
+            self.processed += 1;
+            match item {
+                Item::Upsert(record) => match classify(&record, known.next().flatten().as_ref()) {
+                    Some(change) => {
+                        self.summary.count(&change);
+                        changes.push(change);
+                        puts.push(*record);
+                    }
+                    None => self.summary.unchanged += 1,
+                },
+                Item::Delete(id) => {
+                    let change = RecordChange::Deleted(id.clone());
+                    self.summary.count(&change);
+                    changes.push(change);
+                    removals.push(id);
+                }
+            }
+        }
+        self.host.progress("records", self.processed, None);
+        if changes.is_empty() {
+            return Ok(false);
+        }
+        self.host.on_changes(&changes).map_err(Error::Storage)?;
+        if !puts.is_empty() {
+            self.host.put(&puts);
+        }
+        if !removals.is_empty() {
+            self.host.remove(&removals);
+        }
+        Ok(true)
+    }
+}

@@ -1,0 +1,127 @@
+//! A `<d:response>` turned into a record, with every value checked.
+
+use thiserror::Error;
+
+use crate::href::{DavRoot, name_of};
+use crate::mime;
+use crate::model::{Permission, Principal, Record};
+use crate::permissions;
+use crate::propfind::DavEntry;
+
+/// Why one entry of a listing could not become a record. The listing goes on;
+/// the entry is logged and protected from deletion.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("skipping {href:?}: {reason}")]
+pub struct EntryError {
+    pub href: String,
+    /// The decoded path, when the href itself was readable.
+    pub path: Option<String>,
+    pub reason: String,
+}
+
+/// Who is syncing, as `cloud/user` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub user_id: String,
+    pub display_name: String,
+    pub email: Option<String>,
+}
+
+impl Identity {
+    pub fn principal(&self) -> Principal {
+        Principal::User {
+            id: self.user_id.clone(),
+            email: self.email.clone(),
+        }
+    }
+}
+
+/// The record for an entry; `parent_external_id` is left for the caller,
+/// which knows the folders listed so far.
+pub fn to_record(entry: &DavEntry, root: &DavRoot, who: &Identity) -> Result<Record, EntryError> {
+    let path = root.path_of(&entry.href).map_err(|e| EntryError {
+        href: entry.href.clone(),
+        path: None,
+        reason: e.to_string(),
+    })?;
+    let fail = |reason: String| EntryError {
+        href: entry.href.clone(),
+        path: Some(path.clone()),
+        reason,
+    };
+    if let Some(status) = entry.status.filter(|s| *s != 200) {
+        return Err(fail(format!("the server answered {status} for it")));
+    }
+    if let Some(status) = entry.failed_propstats.first() {
+        return Err(fail(format!(
+            "the server could not read its properties (status {status}); unavailable storage?"
+        )));
+    }
+    let external_id = match entry.fileid.as_deref().map(str::trim) {
+        Some(id) if id.parse::<u64>().is_ok() && !id.starts_with('+') => id.to_string(),
+        Some(id) => return Err(fail(format!("oc:fileid {id:?} is not a number"))),
+        None => return Err(fail("no oc:fileid".into())),
+    };
+    let etag = entry
+        .etag
+        .as_deref()
+        .map(|e| e.trim().trim_matches('"').to_string())
+        .filter(|e| !e.is_empty())
+        .ok_or_else(|| fail("no getetag".into()))?;
+    let size_text = entry.size.as_deref().or(entry.content_length.as_deref());
+    let size = match size_text.map(str::trim) {
+        None => 0,
+        Some(s) => s
+            .parse::<u64>()
+            .map_err(|_| fail(format!("size {s:?} is not a non-negative number")))?,
+    };
+    let modified = match entry.last_modified.as_deref() {
+        Some(d) => httpdate::parse_http_date(d.trim())
+            .map_err(|_| fail(format!("getlastmodified {d:?} is not an HTTP date")))?
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0),
+        None => return Err(fail("no getlastmodified".into())),
+    };
+    let created = match entry.creation_time.as_deref().map(str::trim) {
+        None | Some("") | Some("0") => None,
+        Some(t) => Some(
+            t.parse::<i64>()
+                .ok()
+                .filter(|t| *t > 0)
+                .ok_or_else(|| fail(format!("nc:creation_time {t:?} is not a timestamp")))?,
+        ),
+    };
+    let name = name_of(&path).to_string();
+    let mime_type = if entry.is_collection {
+        mime::FOLDER.to_string()
+    } else {
+        entry
+            .content_type
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .unwrap_or_else(|| mime::by_name(&name).to_string())
+    };
+    let letters = entry.permissions.clone().unwrap_or_default();
+    Ok(Record {
+        external_id,
+        parent_external_id: None,
+        name,
+        is_folder: entry.is_collection,
+        etag,
+        size,
+        mime_type,
+        modified,
+        created,
+        permissions: vec![Permission {
+            principal: who.principal(),
+            level: permissions::level_of(&letters, None),
+        }],
+        permission_letters: letters,
+        owner_id: entry.owner_id.clone().filter(|o| !o.is_empty()),
+        checksums: entry.checksums.clone(),
+        path,
+    })
+}
