@@ -42,6 +42,10 @@ impl<'h, H: Host> Batcher<'h, H> {
         }
     }
 
+    pub fn mode(&self) -> SyncMode {
+        self.summary.mode
+    }
+
     /// A record as the server has it now; emitted only if it differs from the known one.
     pub fn upsert(&mut self, record: Record) -> Result<(), Error> {
         self.push(Item::Upsert(Box::new(record)))

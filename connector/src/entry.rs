@@ -20,7 +20,7 @@ pub struct EntryError {
 }
 
 /// Who is syncing, as `cloud/user` says.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Identity {
     pub user_id: String,
     pub display_name: String,

@@ -5,23 +5,27 @@
 //! WIT bindings in `guest.rs` are a thin shell that implements [`host::Host`]
 //! over the imports and forwards the exports to [`Connector`].
 
+pub mod activity;
 pub mod batch;
 pub mod download;
 pub mod entry;
 pub mod error;
+pub mod full;
 pub mod host;
 pub mod href;
-pub mod listing;
+pub mod incremental;
 pub mod mime;
 pub mod model;
 pub mod ocs;
 pub mod permissions;
 pub mod propfind;
+pub mod run;
+pub mod search;
 
+#[cfg(test)]
+mod full_tests;
 #[cfg(target_arch = "wasm32")]
 mod guest;
-#[cfg(test)]
-mod listing_tests;
 #[cfg(test)]
 mod testing;
 
@@ -29,18 +33,23 @@ use std::io::Read;
 
 use entry::Identity;
 use error::{Error, HttpError};
-use host::{Host, Request};
+use host::{Host, Level, Request};
 use href::DavRoot;
-use model::{Config, ConnectionInfo, RecordGroup, SyncSummary, User};
+use model::{Config, ConnectionInfo, RecordGroup, SyncMode, SyncSummary, User};
+use run::Run;
 
 /// Sync point keys, one name each in storage.
 pub mod keys {
-    /// The identity last sent to the sink, to send it again only when it changes.
+    /// The identity last sent to the sink (JSON), so incremental runs need no
+    /// identity request and the sink hears of it only when it changes.
     pub const USER: &str = "user";
-    /// Unix seconds of the last complete listing.
+    /// Unix seconds of the last complete full listing; none means the next run is full.
     pub const LISTED_AT: &str = "listed_at";
-    /// The DAV user id, so downloads need no identity request.
-    pub const USER_ID: &str = "user_id";
+    /// Unix seconds of the last full listing or etag reconcile.
+    pub const RECONCILED_AT: &str = "reconciled_at";
+    /// The activity id every committed record is current to; empty when the
+    /// server has no Activity app.
+    pub const CURSOR: &str = "cursor";
 }
 
 /// Largest OCS answer read (a `cloud/user` answer is about 1 KiB).
@@ -118,25 +127,145 @@ impl Connector {
         })
     }
 
-    /// Full when there is no cursor, incremental otherwise.
+    /// Full when nothing was listed yet; otherwise incremental by the
+    /// activity cursor, or by an etag reconcile when the stream cannot say
+    /// (no Activity app, an expired cursor) or the reconcile interval passed.
     pub fn run_sync<H: Host>(&self, host: &H) -> Result<SyncSummary, Error> {
+        let stored = host
+            .get(keys::USER)
+            .and_then(|json| serde_json::from_str::<Identity>(&json).ok());
+        let (Some(who), Some(_)) = (stored, host.get(keys::LISTED_AT)) else {
+            return self.full_sync(host);
+        };
+        let root = self.dav_root(&who)?;
+        let reconciled_at = host
+            .get(keys::RECONCILED_AT)
+            .and_then(|t| t.parse::<i64>().ok())
+            .unwrap_or(0);
+        let due =
+            self.config.now.saturating_sub(reconciled_at) >= self.config.reconcile_interval as i64;
+        let cursor = host.get(keys::CURSOR).and_then(|c| c.parse::<u64>().ok());
+        match cursor {
+            Some(cursor) if !due => {
+                let run = Run::new(
+                    host,
+                    &root,
+                    &who,
+                    self.config.batch_size,
+                    SyncMode::Incremental,
+                );
+                match incremental::incremental(run, &self.config.base_url, cursor)? {
+                    incremental::Outcome::Synced(summary) => return Ok(summary),
+                    incremental::Outcome::Gap(why) => {
+                        host.log(Level::Info, &format!("reconciling by etags: {why}"));
+                    }
+                }
+            }
+            Some(_) => host.log(
+                Level::Info,
+                "reconciling by etags: the reconcile interval has passed",
+            ),
+            None => host.log(
+                Level::Info,
+                "reconciling by etags: the server has no Activity app",
+            ),
+        }
+        self.reconcile(host, &root, &who)
+    }
+
+    fn dav_root(&self, who: &Identity) -> Result<DavRoot, Error> {
+        DavRoot::new(&self.config.base_url, &who.user_id).map_err(Error::Config)
+    }
+
+    fn full_sync<H: Host>(&self, host: &H) -> Result<SyncSummary, Error> {
         let who = self.identify(host)?;
-        let root = DavRoot::new(&self.config.base_url, &who.user_id).map_err(Error::Config)?;
+        let root = self.dav_root(&who)?;
         self.publish_identity(host, &who)?;
-        listing::Listing::new(host, &root, &who, self.config.batch_size)
-            .run(&[(keys::LISTED_AT, self.config.now.to_string())])
+        // Read before listing: what changes during the listing is replayed next time.
+        let cursor = self.newest_activity(host)?;
+        let run = Run::new(host, &root, &who, self.config.batch_size, SyncMode::Full);
+        full::full(run, &self.sync_points(cursor, true))
+    }
+
+    /// Compares the root's etag with the known one and relists only when
+    /// something changed below it. An unchanged account costs two requests.
+    fn reconcile<H: Host>(
+        &self,
+        host: &H,
+        root: &DavRoot,
+        who: &Identity,
+    ) -> Result<SyncSummary, Error> {
+        let cursor = self.newest_activity(host)?;
+        let mut run = Run::new(
+            host,
+            root,
+            who,
+            self.config.batch_size,
+            SyncMode::Incremental,
+        );
+        let now = run.fetch(&["/".to_string()])?.pop().flatten();
+        let Some(now) = now else {
+            return Err(Error::Http(format!(
+                "the user's files folder {} does not exist (HTTP 404)",
+                root.root_url()
+            )));
+        };
+        let known = host
+            .lookup(std::slice::from_ref(&now.external_id))
+            .pop()
+            .flatten();
+        if known.is_some_and(|k| k == now) {
+            return run.finish(&self.sync_points(cursor, false));
+        }
+        full::relist(run, &self.sync_points(cursor, false))
+    }
+
+    fn sync_points(&self, cursor: Option<u64>, listed: bool) -> Vec<(&'static str, String)> {
+        let now = self.config.now.to_string();
+        let mut points = vec![
+            (keys::RECONCILED_AT, now.clone()),
+            (
+                keys::CURSOR,
+                cursor.map(|c| c.to_string()).unwrap_or_default(),
+            ),
+        ];
+        if listed {
+            points.push((keys::LISTED_AT, now));
+        }
+        points
+    }
+
+    /// The newest activity id, or none when the server has no Activity app.
+    fn newest_activity<H: Host>(&self, host: &H) -> Result<Option<u64>, Error> {
+        let url = incremental::activity_url(&self.config.base_url, "sort=desc&limit=1");
+        let response = host.send(
+            Request::new("GET", url)
+                .header("OCS-APIRequest", "true")
+                .header("Accept", "application/json"),
+        )?;
+        match response.status {
+            200 => {
+                let body = read_body(response.body, OCS_BODY_CAP)?;
+                let page =
+                    activity::parse_page(&body).map_err(|e| Error::Protocol(e.to_string()))?;
+                Ok(Some(page.first().map(|a| a.id).unwrap_or(0)))
+            }
+            204 | 304 => Ok(Some(0)),
+            status => {
+                host.log(
+                    Level::Info,
+                    &format!("no Activity app (HTTP {status}); changes will be found by etags"),
+                );
+                Ok(None)
+            }
+        }
     }
 
     /// Stages the user and their drive when they differ from what was sent
     /// before; they are committed with the first batch.
     fn publish_identity<H: Host>(&self, host: &H, who: &Identity) -> Result<(), Error> {
-        let fingerprint = format!(
-            "{}\n{}\n{}",
-            who.user_id,
-            who.display_name,
-            who.email.as_deref().unwrap_or("")
-        );
-        if host.get(keys::USER).as_deref() == Some(fingerprint.as_str()) {
+        let json = serde_json::to_string(who).map_err(|e| Error::Storage(e.to_string()))?;
+        if host.get(keys::USER).as_deref() == Some(json.as_str()) {
             return Ok(());
         }
         host.on_user(&User {
@@ -151,8 +280,7 @@ impl Connector {
             owner: who.user_id.clone(),
         })
         .map_err(Error::Storage)?;
-        host.set(keys::USER, &fingerprint);
-        host.set(keys::USER_ID, &who.user_id);
+        host.set(keys::USER, &json);
         Ok(())
     }
 }
@@ -166,8 +294,11 @@ impl Connector {
         options: &download::StreamOptions,
         write: impl FnMut(&[u8]) -> Result<(), String>,
     ) -> Result<download::StreamInfo, Error> {
-        let user_id = match host.get(keys::USER_ID) {
-            Some(id) => id,
+        let stored = host
+            .get(keys::USER)
+            .and_then(|json| serde_json::from_str::<Identity>(&json).ok());
+        let user_id = match stored {
+            Some(who) => who.user_id,
             None => self.identify(host)?.user_id,
         };
         let root = DavRoot::new(&self.config.base_url, &user_id).map_err(Error::Config)?;
@@ -187,6 +318,11 @@ pub fn read_body<R: Read>(body: R, cap: usize) -> Result<Vec<u8>, Error> {
         )));
     }
     Ok(out)
+}
+
+/// Escapes text for an XML element.
+pub fn xml_escape(text: &str) -> String {
+    quick_xml::escape::escape(text).into_owned()
 }
 
 /// Body read errors carry the host's [`HttpError`] when it has one.

@@ -43,10 +43,35 @@ fn server(body: Rc<RefCell<Vec<u8>>>) -> MemoryHost {
             );
             return response(200, fixture("cloud-user.json"));
         }
+        if req.url.contains("/apps/activity/") {
+            // No Activity app: later runs reconcile by the root's etag.
+            return response(404, "");
+        }
         assert_eq!(req.method, "PROPFIND");
         assert_eq!(req.url, format!("{BASE}/remote.php/dav/files/alice/"));
-        response(207, body.borrow().clone())
+        let body = body.borrow().clone();
+        if depth_of(req) == "0" {
+            return response(207, first_response(&body));
+        }
+        response(207, body)
     })
+}
+
+fn depth_of(req: &crate::host::Request) -> String {
+    req.headers
+        .iter()
+        .find(|(n, _)| n == "Depth")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
+}
+
+/// A Depth 0 answer cut from a listing: its first response only.
+fn first_response(listing: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(listing);
+    match text.find("</d:response>") {
+        Some(end) => format!("{}</d:response></d:multistatus>", &text[..end]).into_bytes(),
+        None => listing.to_vec(),
+    }
 }
 
 fn node(
@@ -146,7 +171,10 @@ fn a_second_sync_emits_nothing() {
         ),
         (0, 0, 0, 0)
     );
-    assert_eq!(summary.unchanged, 53);
+    // Without an Activity app the second run reconciles: the root's etag is
+    // unchanged, so it asks for the activity stream and the root, nothing more.
+    assert_eq!(summary.mode, SyncMode::Incremental);
+    assert_eq!(host.requests.borrow().len(), 3 + 2);
     assert_eq!(host.batches.borrow().len(), before);
     assert_eq!(
         host.committed.borrow().users.len(),
@@ -249,7 +277,7 @@ fn a_broken_listing_deletes_nothing() {
     let host = server(body.clone());
     connector(100).run_sync(&host).unwrap();
     // Cut after the root's response: a dropped streamed 207.
-    let text = String::from_utf8(full).unwrap();
+    let text = String::from_utf8(full).unwrap().replace("r1", "r2");
     let cut = text.find("</d:response>").unwrap() + "</d:response>".len() + 40;
     *body.borrow_mut() = text.as_bytes()[..cut].to_vec();
     let err = connector(100).run_sync(&host).unwrap_err();
@@ -269,6 +297,7 @@ fn unreadable_entries_are_skipped_and_what_is_known_there_is_kept() {
     let text = String::from_utf8(body.borrow().clone()).unwrap();
     *body.borrow_mut() = text
         .replace("<oc:fileid>2</oc:fileid>", "<oc:fileid>two</oc:fileid>")
+        .replace("r1", "r2")
         .into_bytes();
     let summary = connector(100).run_sync(&host).unwrap();
     assert_eq!(summary.deleted, 0);
@@ -312,13 +341,10 @@ fn falls_back_to_a_depth_1_walk_when_infinity_is_refused() {
         if req.url.ends_with("cloud/user?format=json") {
             return response(200, fixture("cloud-user.json"));
         }
-        let depth = req
-            .headers
-            .iter()
-            .find(|(n, _)| n == "Depth")
-            .unwrap()
-            .1
-            .clone();
+        if req.url.contains("/apps/activity/") {
+            return response(404, "");
+        }
+        let depth = depth_of(req);
         if depth == "infinity" {
             return response(
                 403,
@@ -331,6 +357,8 @@ fn falls_back_to_a_depth_1_walk_when_infinity_is_refused() {
     });
     let summary = connector(2).run_sync(&host).unwrap();
     assert_eq!(summary.new, 6);
+    // identity, activity, the refused infinity, then one Depth 1 per folder
+    assert_eq!(host.requests.borrow().len(), 3 + 3);
     let changes: Vec<String> = host
         .changes()
         .iter()
@@ -343,7 +371,6 @@ fn falls_back_to_a_depth_1_walk_when_infinity_is_refused() {
         changes,
         ["/", "/a", "/f.txt", "/a/b", "/a/g.txt", "/a/b/h.txt"]
     );
-    assert_eq!(host.requests.borrow().len(), 1 + 1 + 3);
 }
 
 #[test]

@@ -1,0 +1,247 @@
+//! The incremental sync: the Activity stream names what changed since the
+//! cursor; WebDAV says what it is now.
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::activity::{self, Changed};
+use crate::error::Error;
+use crate::host::{Host, Level, Request};
+use crate::href::parent_of;
+use crate::model::{Record, SyncSummary};
+use crate::run::{Listed, Run};
+use crate::search::{self, Found};
+use crate::{keys, read_body};
+
+/// The server caps `limit` at 200 raw rows.
+const PAGE_ROWS: u32 = 200;
+/// Largest activity page read: 200 rows of a few KiB.
+const PAGE_BODY: usize = 8 * 1024 * 1024;
+
+pub enum Outcome {
+    Synced(SyncSummary),
+    /// The stream cannot say what changed; an etag reconcile must.
+    Gap(String),
+}
+
+pub fn activity_url(base_url: &str, query: &str) -> String {
+    format!(
+        "{}/ocs/v2.php/apps/activity/api/v2/activity/files?format=json&{query}",
+        base_url.trim_end_matches('/')
+    )
+}
+
+/// Reads every page since `cursor`; `Err(Gap)` when the stream cannot be trusted.
+fn read_stream<H: Host>(
+    host: &H,
+    base_url: &str,
+    cursor: u64,
+) -> Result<Result<Changed, String>, Error> {
+    let mut changed = Changed {
+        last_id: cursor,
+        ..Changed::default()
+    };
+    let mut since = cursor;
+    loop {
+        let url = activity_url(
+            base_url,
+            &format!("sort=asc&limit={PAGE_ROWS}&since={since}"),
+        );
+        let response = host.send(
+            Request::new("GET", url)
+                .header("OCS-APIRequest", "true")
+                .header("Accept", "application/json"),
+        )?;
+        match response.status {
+            // Nothing (more) since the cursor.
+            304 | 204 => break,
+            200 => {}
+            404 => return Ok(Err("the Activity app is not available".into())),
+            403 => return Ok(Err(format!("the server does not accept cursor {cursor}"))),
+            status => return Err(Error::status("reading the activity stream", status)),
+        }
+        if cursor != 0 && response.header("X-Activity-First-Known").is_some() {
+            return Ok(Err(format!(
+                "activity {cursor} has expired or is unknown to the server"
+            )));
+        }
+        let last_given = response.header("X-Activity-Last-Given").map(str::to_string);
+        let link = response.header("Link").map(str::to_string);
+        let body = read_body(response.body, PAGE_BODY)?;
+        let page = activity::parse_page(&body).map_err(|e| Error::Protocol(e.to_string()))?;
+        changed
+            .add(&page)
+            .map_err(|e| Error::Protocol(e.to_string()))?;
+        let next = activity::next_since(last_given.as_deref(), link.as_deref());
+        if let Some(next) = next {
+            changed.last_id = changed.last_id.max(next);
+        }
+        if !activity::has_next(link.as_deref()) {
+            break;
+        }
+        match next {
+            Some(next) if next > since => since = next,
+            _ => {
+                return Err(Error::Protocol(format!(
+                    "the activity stream announced another page but did not move past {since}"
+                )));
+            }
+        }
+    }
+    Ok(Ok(changed))
+}
+
+pub fn incremental<H: Host>(
+    mut run: Run<'_, H>,
+    base_url: &str,
+    cursor: u64,
+) -> Result<Outcome, Error> {
+    let host = run.host();
+    let changed = match read_stream(host, base_url, cursor)? {
+        Ok(changed) => changed,
+        Err(gap) => return Ok(Outcome::Gap(gap)),
+    };
+    let cursor_point = [(keys::CURSOR, changed.last_id.to_string())];
+    if changed.items.is_empty() {
+        if changed.last_id == cursor {
+            // Nothing happened: no commit, no further request.
+            return run.finish(&[]).map(Outcome::Synced);
+        }
+        return run.finish(&cursor_point).map(Outcome::Synced);
+    }
+    run.log(
+        Level::Info,
+        &format!(
+            "{} items changed since activity {cursor}",
+            changed.items.len()
+        ),
+    );
+
+    let ids: Vec<String> = changed.items.keys().map(u64::to_string).collect();
+    let known: HashMap<u64, Record> = changed
+        .items
+        .keys()
+        .copied()
+        .zip(host.lookup(&ids))
+        .filter_map(|(id, r)| r.map(|r| (id, r)))
+        .collect();
+
+    // Where each live item is now: at its newest path, else wherever its id is.
+    let live: Vec<(u64, String)> = changed
+        .items
+        .iter()
+        .filter(|(_, item)| !item.deleted)
+        .map(|(id, item)| (*id, item.path.clone()))
+        .collect();
+    let paths: Vec<String> = live.iter().map(|(_, p)| p.clone()).collect();
+    let mut current: Vec<Record> = Vec::new();
+    let mut missing: Vec<u64> = Vec::new();
+    for ((id, _), record) in live.iter().zip(run.fetch(&paths)?) {
+        match record {
+            Some(r) if r.external_id == id.to_string() => current.push(r),
+            _ => missing.push(*id),
+        }
+    }
+    let mut gone: Vec<u64> = changed
+        .items
+        .iter()
+        .filter(|(_, item)| item.deleted)
+        .map(|(id, _)| *id)
+        .collect();
+    if !missing.is_empty() {
+        let user_id = run.identity().user_id.clone();
+        match search::by_file_ids(&mut run, base_url, &user_id, &missing)? {
+            Found::Records(found) => {
+                for id in &missing {
+                    if !found.iter().any(|r| r.external_id == id.to_string()) {
+                        gone.push(*id);
+                    }
+                }
+                current.extend(found);
+            }
+            Found::Unsupported(status) => {
+                return Ok(Outcome::Gap(format!(
+                    "moved items cannot be found: the server refuses SEARCH ({status})"
+                )));
+            }
+        }
+    }
+
+    // Every ancestor of a change, old and new, has a new etag, size and mtime,
+    // and must be placed before what is below it.
+    let here: BTreeSet<&str> = current.iter().map(|r| r.path.as_str()).collect();
+    let mut ancestors: BTreeSet<String> = BTreeSet::new();
+    let old_paths = changed
+        .items
+        .keys()
+        .filter_map(|id| known.get(id))
+        .map(|r| r.path.as_str());
+    for path in current.iter().map(|r| r.path.as_str()).chain(old_paths) {
+        let mut p = path;
+        while let Some(parent) = parent_of(p) {
+            if !here.contains(parent) {
+                ancestors.insert(parent.to_string());
+            }
+            p = parent;
+        }
+    }
+    let ancestors: Vec<String> = ancestors.into_iter().collect();
+    let mut records: Vec<(Record, bool)> = run
+        .fetch(&ancestors)?
+        .into_iter()
+        .flatten()
+        .map(|r| (r, false))
+        .collect();
+    for r in &current {
+        run.reserve(&r.external_id);
+    }
+    records.extend(current.into_iter().map(|r| (r, true)));
+    records.sort_by(|(a, _), (b, _)| {
+        depth(&a.path)
+            .cmp(&depth(&b.path))
+            .then_with(|| a.path.cmp(&b.path))
+    });
+
+    for (record, changed_item) in records {
+        if run.has_seen(&record.external_id) {
+            continue;
+        }
+        if record.is_folder && changed_item {
+            // One activity covers a created, moved or restored folder, none its children.
+            let path = record.path.clone();
+            let old_path = known
+                .get(&record.external_id.parse().unwrap_or(0))
+                .map(|k| k.path.clone());
+            match run.list(&path)? {
+                Listed::Complete => {
+                    run.delete_unseen_under(&path)?;
+                    if let Some(old) = old_path.filter(|old| *old != path) {
+                        run.delete_unseen_under(&old)?;
+                    }
+                }
+                Listed::Gone => {
+                    run.log(
+                        Level::Warn,
+                        &format!("{path} moved again while it was read"),
+                    );
+                    run.complete = false;
+                }
+            }
+        } else {
+            run.take(record)?;
+        }
+    }
+    for id in gone {
+        if let Some(k) = known.get(&id) {
+            run.delete(k)?;
+        }
+    }
+    run.finish(&cursor_point).map(Outcome::Synced)
+}
+
+fn depth(path: &str) -> usize {
+    if path == "/" {
+        0
+    } else {
+        path.matches('/').count()
+    }
+}

@@ -1,0 +1,396 @@
+//! One sync run: records reach the sink parents first, each change once,
+//! batched with the state that covers it; only a complete listing of a
+//! subtree may delete what it did not see there.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::io::BufReader;
+
+use crate::batch::Batcher;
+use crate::entry::{Identity, to_record};
+use crate::error::Error;
+use crate::host::{Host, Level, Request};
+use crate::href::{DavRoot, parent_of};
+use crate::model::{Order, Record, SyncMode, SyncSummary};
+use crate::propfind::{
+    DavEntry, MultistatusReader, PROPFIND_BODY, ParseError, is_finite_depth_error,
+};
+use crate::read_body;
+
+/// Requests handed to the host at once; it caps concurrency itself.
+pub const WAVE: usize = 8;
+/// Known records read per page when looking for what vanished.
+const PAGE: u32 = 1000;
+/// Enough to read a refusal's body.
+const SMALL_BODY: usize = 64 * 1024;
+/// Largest Depth 0 answer read (one entry is well under 4 KiB).
+const DEPTH0_BODY: usize = 1024 * 1024;
+
+pub fn propfind(url: String, depth: &str) -> Request {
+    Request::new("PROPFIND", url)
+        .header("Depth", depth)
+        .header("Content-Type", "application/xml; charset=utf-8")
+        .body(PROPFIND_BODY.as_bytes().to_vec())
+}
+
+/// What listing a subtree found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listed {
+    Complete,
+    /// The folder itself is gone (404).
+    Gone,
+}
+
+pub struct Run<'h, H: Host> {
+    host: &'h H,
+    pub root: &'h DavRoot,
+    who: &'h Identity,
+    batcher: Batcher<'h, H>,
+    /// The path cache: decoded folder path → external id, for every folder placed.
+    folders: HashMap<String, String>,
+    /// External ids taken this run (file ids are numbers: 8 bytes each).
+    seen: HashSet<u64>,
+    /// Records whose parent folder has not been placed yet, by parent path.
+    orphans: HashMap<String, Vec<Record>>,
+    /// External ids this run will take later: never deleted meanwhile.
+    reserved: HashSet<u64>,
+    /// Paths of entries that could not be read; what is known there is kept.
+    protected: Vec<String>,
+    /// False once something could not even be placed: the run must not
+    /// claim to cover it (no deletions from listings, no cursor).
+    pub complete: bool,
+}
+
+impl<'h, H: Host> Run<'h, H> {
+    pub fn new(
+        host: &'h H,
+        root: &'h DavRoot,
+        who: &'h Identity,
+        batch_size: u32,
+        mode: SyncMode,
+    ) -> Self {
+        Run {
+            host,
+            root,
+            who,
+            batcher: Batcher::new(host, batch_size, mode),
+            folders: HashMap::new(),
+            seen: HashSet::new(),
+            orphans: HashMap::new(),
+            reserved: HashSet::new(),
+            protected: Vec::new(),
+            complete: true,
+        }
+    }
+
+    pub fn host(&self) -> &'h H {
+        self.host
+    }
+
+    pub fn identity(&self) -> &'h Identity {
+        self.who
+    }
+
+    pub fn mode(&self) -> SyncMode {
+        self.batcher.mode()
+    }
+
+    pub fn has_seen(&self, external_id: &str) -> bool {
+        self.seen.contains(&file_id(external_id))
+    }
+
+    /// Keeps deletion passes off records this run is about to take.
+    pub fn reserve(&mut self, external_id: &str) {
+        self.reserved.insert(file_id(external_id));
+    }
+
+    fn keeps(&self, known: &Record) -> bool {
+        let id = file_id(&known.external_id);
+        self.seen.contains(&id) || self.reserved.contains(&id) || self.is_protected(&known.path)
+    }
+
+    pub fn log(&self, level: Level, message: &str) {
+        self.host.log(level, message);
+    }
+
+    /// Lists `scope` and everything below it: one `Depth: infinity`
+    /// PROPFIND, or folder by folder when the server refuses infinity.
+    pub fn list(&mut self, scope: &str) -> Result<Listed, Error> {
+        let response = self
+            .host
+            .send(propfind(self.root.url_of(scope), "infinity"))?;
+        match response.status {
+            207 => {
+                let reader = BufReader::with_capacity(64 * 1024, response.body);
+                for entry in MultistatusReader::new(reader) {
+                    self.take_entry(&entry.map_err(parse_error)?, None)?;
+                }
+                Ok(Listed::Complete)
+            }
+            404 => Ok(Listed::Gone),
+            403 | 412 | 501 => {
+                let body = read_body(response.body, SMALL_BODY)?;
+                if response.status == 403 && !is_finite_depth_error(&body) {
+                    return Err(Error::status(&format!("listing {scope}"), 403));
+                }
+                self.log(
+                    Level::Info,
+                    &format!(
+                        "the server refuses Depth: infinity ({}); listing {scope} folder by folder",
+                        response.status
+                    ),
+                );
+                self.walk(scope)
+            }
+            status => Err(Error::status(&format!("listing {scope}"), status)),
+        }
+    }
+
+    /// Breadth first, so every folder is placed before its children are listed.
+    fn walk(&mut self, scope: &str) -> Result<Listed, Error> {
+        let mut queue = VecDeque::from([scope.to_string()]);
+        let mut first = true;
+        while !queue.is_empty() {
+            let wave: Vec<String> = queue.drain(..queue.len().min(WAVE)).collect();
+            let requests = wave
+                .iter()
+                .map(|path| propfind(self.root.url_of(path), "1"))
+                .collect();
+            let responses = self.host.send_all(requests);
+            if responses.len() != wave.len() {
+                return Err(Error::Http(
+                    "the host answered a different number of requests".into(),
+                ));
+            }
+            for (folder, response) in wave.into_iter().zip(responses) {
+                let response = response?;
+                match response.status {
+                    207 => {}
+                    404 if first => return Ok(Listed::Gone),
+                    404 => {
+                        // Gone while we walked: what is known there stays until a listing sees it.
+                        self.log(
+                            Level::Warn,
+                            &format!("{folder} vanished during the listing"),
+                        );
+                        self.protected.push(folder);
+                        continue;
+                    }
+                    status => return Err(Error::status(&format!("listing {folder}"), status)),
+                }
+                // The scope's own entry is new to this run; a subfolder's was placed from its parent's listing.
+                let own = if first { None } else { Some(folder.as_str()) };
+                first = false;
+                for entry in MultistatusReader::new(BufReader::new(response.body)) {
+                    if let Some(sub) = self.take_entry(&entry.map_err(parse_error)?, own)?
+                        && sub != scope
+                    {
+                        queue.push_back(sub);
+                    }
+                }
+            }
+        }
+        Ok(Listed::Complete)
+    }
+
+    /// The current record at each path (Depth 0), `None` where nothing is there.
+    pub fn fetch(&mut self, paths: &[String]) -> Result<Vec<Option<Record>>, Error> {
+        let mut out = Vec::with_capacity(paths.len());
+        for wave in paths.chunks(WAVE) {
+            let requests = wave
+                .iter()
+                .map(|p| propfind(self.root.url_of(p), "0"))
+                .collect();
+            let responses = self.host.send_all(requests);
+            if responses.len() != wave.len() {
+                return Err(Error::Http(
+                    "the host answered a different number of requests".into(),
+                ));
+            }
+            for (path, response) in wave.iter().zip(responses) {
+                let response = response?;
+                match response.status {
+                    207 => {}
+                    404 => {
+                        out.push(None);
+                        continue;
+                    }
+                    status => return Err(Error::status(&format!("reading {path}"), status)),
+                }
+                let body = read_body(response.body, DEPTH0_BODY)?;
+                let mut record = None;
+                for entry in MultistatusReader::new(&body[..]) {
+                    let entry = entry.map_err(parse_error)?;
+                    match to_record(&entry, self.root, self.who) {
+                        Ok(r) if r.path == *path => record = Some(r),
+                        Ok(r) => {
+                            self.log(
+                                Level::Warn,
+                                &format!("asked for {path}, the server answered {}", r.path),
+                            );
+                        }
+                        Err(e) => {
+                            self.log(Level::Warn, &e.to_string());
+                            self.protected.push(path.clone());
+                        }
+                    }
+                }
+                out.push(record);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Takes one listed entry, unless it is `own`: the folder whose Depth 1
+    /// listing this is, placed already. Returns a folder it newly placed.
+    fn take_entry(&mut self, entry: &DavEntry, own: Option<&str>) -> Result<Option<String>, Error> {
+        let record = match to_record(entry, self.root, self.who) {
+            Ok(r) => r,
+            Err(e) => {
+                self.log(Level::Warn, &e.to_string());
+                match e.path {
+                    Some(path) => self.protected.push(path),
+                    None => self.complete = false,
+                }
+                return Ok(None);
+            }
+        };
+        if own == Some(record.path.as_str()) {
+            return Ok(None);
+        }
+        let sub = record.is_folder.then(|| record.path.clone());
+        Ok(if self.take(record)? { sub } else { None })
+    }
+
+    /// Takes a record as the server has it now; false when it was taken before this run.
+    pub fn take(&mut self, record: Record) -> Result<bool, Error> {
+        if !self.seen.insert(file_id(&record.external_id)) {
+            self.log(
+                Level::Warn,
+                &format!(
+                    "skipping {}: file id {} was already listed at another path",
+                    record.path, record.external_id
+                ),
+            );
+            self.protected.push(record.path);
+            return Ok(false);
+        }
+        self.place(record)?;
+        Ok(true)
+    }
+
+    /// Marks a folder as placed without sending it: it is known and unchanged.
+    pub fn know_folder(&mut self, path: &str, external_id: &str) {
+        self.folders
+            .insert(path.to_string(), external_id.to_string());
+    }
+
+    /// Sends a record once its parent is placed, then any records that were waiting for it.
+    fn place(&mut self, record: Record) -> Result<(), Error> {
+        let mut ready = vec![record];
+        while let Some(mut record) = ready.pop() {
+            if let Some(parent) = parent_of(&record.path) {
+                match self.folders.get(parent) {
+                    Some(id) => record.parent_external_id = Some(id.clone()),
+                    None => {
+                        self.orphans
+                            .entry(parent.to_string())
+                            .or_default()
+                            .push(record);
+                        continue;
+                    }
+                }
+            }
+            if record.is_folder {
+                self.folders
+                    .insert(record.path.clone(), record.external_id.clone());
+                if let Some(waiting) = self.orphans.remove(&record.path) {
+                    // Reversed so that `pop` keeps the server's order.
+                    ready.extend(waiting.into_iter().rev());
+                }
+            }
+            self.batcher.upsert(record)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes a record and everything known below it that this run has
+    /// not taken (a descendant may have moved out before its folder went).
+    pub fn delete(&mut self, known: &Record) -> Result<(), Error> {
+        self.delete_unseen_under(&known.path)?;
+        if !self.keeps(known) {
+            self.batcher.delete(known.external_id.clone())?;
+        }
+        Ok(())
+    }
+
+    /// Every known record below `path` this run did not take is gone, children first.
+    pub fn delete_unseen_under(&mut self, path: &str) -> Result<(), Error> {
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .host
+                .list_under(path, Order::ChildrenFirst, after.as_deref(), PAGE);
+            let Some(last) = page.last() else { break };
+            after = Some(last.path.clone());
+            for known in page {
+                if !self.keeps(&known) {
+                    self.batcher.delete(known.external_id)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn is_protected(&self, path: &str) -> bool {
+        self.protected.iter().any(|p| {
+            path == p
+                || (path.starts_with(p.as_str()) && path.as_bytes().get(p.len()) == Some(&b'/'))
+        })
+    }
+
+    /// Gives up on records whose folder never came: they are protected and
+    /// the run is incomplete. Call before deleting what was not seen.
+    pub fn settle(&mut self) {
+        for (parent, records) in std::mem::take(&mut self.orphans) {
+            for record in records {
+                self.log(
+                    Level::Warn,
+                    &format!(
+                        "skipping {}: its folder {parent} was not listed",
+                        record.path
+                    ),
+                );
+                self.protected.push(record.path);
+                self.complete = false;
+            }
+        }
+    }
+
+    /// Commits the last batch with `sync_points` if the run covered all it
+    /// set out to; otherwise commits the records alone.
+    pub fn finish(mut self, sync_points: &[(&str, String)]) -> Result<SyncSummary, Error> {
+        self.settle();
+        let sync_points: &[(&str, String)] = if self.complete {
+            sync_points
+        } else {
+            self.log(
+                Level::Warn,
+                "some entries could not be placed; this run's changes are committed but its cursor is not",
+            );
+            &[]
+        };
+        self.batcher.finish(sync_points)
+    }
+}
+
+/// `to_record` only accepts numeric file ids; anything else never matches.
+fn file_id(external_id: &str) -> u64 {
+    external_id.parse().unwrap_or(u64::MAX)
+}
+
+pub fn parse_error(e: ParseError) -> Error {
+    match e {
+        ParseError::Body(m) => Error::Http(format!("reading the listing: {m}")),
+        other => Error::Protocol(other.to_string()),
+    }
+}

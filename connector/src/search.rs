@@ -1,0 +1,84 @@
+//! Finding items by file id with WebDAV SEARCH, for items that are no longer
+//! where the activity stream last saw them.
+
+use crate::entry::to_record;
+use crate::error::Error;
+use crate::host::{Host, Level, Request};
+use crate::model::Record;
+use crate::propfind::MultistatusReader;
+use crate::run::{Run, parse_error};
+use crate::{read_body, xml_escape};
+
+/// Ids per SEARCH; the server allows 100 operators in one query.
+const IDS_PER_SEARCH: usize = 50;
+/// Largest SEARCH answer read: 50 entries of a few KiB.
+const SEARCH_BODY: usize = 4 * 1024 * 1024;
+
+/// What a search by file ids found.
+pub enum Found {
+    Records(Vec<Record>),
+    /// The server cannot search (no DASL): ids cannot be resolved.
+    Unsupported(u16),
+}
+
+fn body(user_id: &str, ids: &[u64]) -> String {
+    let conditions: String = ids
+        .iter()
+        .map(|id| format!("<d:eq><d:prop><oc:fileid/></d:prop><d:literal>{id}</d:literal></d:eq>"))
+        .collect();
+    let condition = if ids.len() == 1 {
+        conditions
+    } else {
+        format!("<d:or>{conditions}</d:or>")
+    };
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<d:searchrequest xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns" xmlns:nc="http://nextcloud.org/ns">
+  <d:basicsearch>
+    <d:select><d:prop>
+      <d:getetag/><d:getlastmodified/><d:getcontentlength/><d:getcontenttype/><d:resourcetype/>
+      <oc:fileid/><oc:permissions/><oc:size/><nc:creation_time/><oc:owner-id/><oc:checksums/>
+    </d:prop></d:select>
+    <d:from><d:scope><d:href>/files/{}</d:href><d:depth>infinity</d:depth></d:scope></d:from>
+    <d:where>{condition}</d:where>
+  </d:basicsearch>
+</d:searchrequest>
+"#,
+        xml_escape(user_id)
+    )
+}
+
+/// Looks every id up; ids not in the answer no longer exist for this user.
+pub fn by_file_ids<H: Host>(
+    run: &mut Run<'_, H>,
+    base_url: &str,
+    user_id: &str,
+    ids: &[u64],
+) -> Result<Found, Error> {
+    let mut found = Vec::new();
+    let url = format!("{}/remote.php/dav/", base_url.trim_end_matches('/'));
+    for chunk in ids.chunks(IDS_PER_SEARCH) {
+        let request = Request::new("SEARCH", url.clone())
+            .header("Content-Type", "text/xml; charset=utf-8")
+            .body(body(user_id, chunk).into_bytes());
+        let response = run.host().send(request)?;
+        match response.status {
+            207 => {}
+            400 | 405 | 415 | 501 => return Ok(Found::Unsupported(response.status)),
+            status => return Err(Error::status("searching by file id", status)),
+        }
+        let body = read_body(response.body, SEARCH_BODY)?;
+        for entry in MultistatusReader::new(&body[..]) {
+            let entry = entry.map_err(parse_error)?;
+            match to_record(&entry, run.root, run.identity()) {
+                Ok(r) if chunk.iter().any(|id| id.to_string() == r.external_id) => found.push(r),
+                Ok(r) => run.log(
+                    Level::Warn,
+                    &format!("search answered an id not asked for: {}", r.external_id),
+                ),
+                Err(e) => return Err(Error::Protocol(e.to_string())),
+            }
+        }
+    }
+    Ok(Found::Records(found))
+}
