@@ -1,0 +1,220 @@
+//! The HTTP server: a background thread with its own tokio runtime, one
+//! fallback handler that routes by path (PROPFIND is no axum method), and the
+//! request log.
+
+use std::net::SocketAddr;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use tokio::sync::oneshot;
+
+use crate::dav::{self, Target};
+use crate::encode::href_segment;
+use crate::http::{Auth, Resp, builder, check_auth, dav_unauthorized, finish, sabre_error};
+use crate::ocs;
+use crate::sim::{RequestLog, SimOptions, Simulator};
+
+pub struct Server {
+    base_url: String,
+    sim: Simulator,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Binds 127.0.0.1 on a free port; returns once listening.
+    pub fn start(sim: Simulator) -> anyhow::Result<Server> {
+        Self::start_on(sim, SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    pub fn start_on(sim: Simulator, addr: SocketAddr) -> anyhow::Result<Server> {
+        let std_listener =
+            std::net::TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
+        std_listener.set_nonblocking(true)?;
+        let local = std_listener.local_addr()?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("nextcloud-sim")
+            .enable_all()
+            .build()?;
+        let listener = {
+            let _guard = rt.enter();
+            tokio::net::TcpListener::from_std(std_listener)?
+        };
+        let app_sim = sim.clone();
+        let app = Router::new().fallback(move |req: Request| {
+            let sim = app_sim.clone();
+            async move { handle(sim, req).await }
+        });
+        let (tx, rx) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("nextcloud-sim-server".into())
+            .spawn(move || {
+                rt.block_on(async move {
+                    let serve = axum::serve(listener, app);
+                    tokio::select! {
+                        result = async { serve.await } => {
+                            if let Err(e) = result {
+                                eprintln!("nextcloud-sim: server error: {e}");
+                            }
+                        }
+                        _ = rx => {}
+                    }
+                });
+                // Open connections and half-read streams are cut off here.
+                rt.shutdown_timeout(Duration::from_secs(2));
+            })?;
+        let subpath = sim.lock().opts.subpath.clone();
+        Ok(Server {
+            base_url: format!("http://{local}{subpath}"),
+            sim,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// "http://127.0.0.1:PORT" plus the subpath, no trailing slash.
+    pub fn base_url(&self) -> String {
+        self.base_url.clone()
+    }
+
+    pub fn simulator(&self) -> &Simulator {
+        &self.sim
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+async fn handle(sim: Simulator, req: Request) -> Resp {
+    let method = req.method().clone();
+    let raw = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
+    let depth = req
+        .headers()
+        .get("depth")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let opts = sim.lock().opts.clone();
+    let auth = check_auth(req.headers(), &opts);
+    let resp = route(&sim, req, auth, &opts).await;
+    sim.record(RequestLog {
+        method: method.to_string(),
+        path: raw,
+        depth,
+        status: resp.status().as_u16(),
+        authorized: auth == Auth::Ok,
+    });
+    resp
+}
+
+async fn route(sim: &Simulator, req: Request, auth: Auth, opts: &SimOptions) -> Resp {
+    let (parts, body) = req.into_parts();
+    let full_path = parts.uri.path();
+    let query = parts.uri.query().unwrap_or("");
+    let headers = &parts.headers;
+    let Some(path) = strip_prefix_dir(full_path, &opts.subpath) else {
+        return plain_not_found();
+    };
+    let method = &parts.method;
+    let get_like = *method == Method::GET || *method == Method::HEAD;
+
+    if path == "/status.php" && get_like {
+        return ocs::status();
+    }
+    if let Some(ocs_path) = path
+        .strip_prefix("/ocs/v2.php")
+        .or_else(|| path.strip_prefix("/ocs/v1.php"))
+    {
+        if ocs_path == "/cloud/capabilities" && get_like {
+            let base = base_url(headers, &opts.subpath);
+            return ocs::capabilities(&base, query, headers, auth, &opts.user_id);
+        }
+        if auth != Auth::Ok {
+            return ocs::unauthorized(query, headers);
+        }
+        if ocs_path == "/cloud/user" && get_like {
+            let (used, started) = {
+                let st = sim.lock();
+                (st.tree.node(st.tree.root).map_or(0, |n| n.size), st.started)
+            };
+            return ocs::user(opts, used, started, query, headers);
+        }
+        return ocs::not_found(query, headers, &opts.user_id);
+    }
+    if path == "/remote.php/webdav"
+        || path.starts_with("/remote.php/webdav/")
+        || path.starts_with("/remote.php/dav")
+    {
+        if auth != Auth::Ok {
+            return dav_unauthorized(auth);
+        }
+        let Some(target) = dav_target(path, &opts.subpath, &opts.user_id) else {
+            return sabre_error(
+                StatusCode::NOT_FOUND,
+                "Sabre\\DAV\\Exception\\NotFound",
+                "The simulator only serves files/{user}/ below /remote.php/dav",
+            );
+        };
+        return dav::handle(sim, opts, method, target, headers, body).await;
+    }
+    plain_not_found()
+}
+
+/// `path` below `prefix` when `prefix` is a whole leading directory of it.
+fn strip_prefix_dir<'p>(path: &'p str, prefix: &str) -> Option<&'p str> {
+    let rest = path.strip_prefix(prefix)?;
+    (rest.is_empty() || rest.starts_with('/')).then_some(if rest.is_empty() { "/" } else { rest })
+}
+
+fn dav_target(path: &str, subpath: &str, own_user: &str) -> Option<Target> {
+    if let Some(rest) = strip_prefix_dir(path, "/remote.php/webdav") {
+        return Some(Target {
+            href_base: format!("{subpath}/remote.php/webdav/"),
+            user: own_user.to_string(),
+            rel: rest.to_string(),
+        });
+    }
+    let rest = path.strip_prefix("/remote.php/dav/files/")?;
+    let (user_enc, rel) = rest.split_once('/').unwrap_or((rest, ""));
+    let user = crate::encode::percent_decode(user_enc).filter(|u| !u.is_empty())?;
+    let mut href_base = format!("{subpath}/remote.php/dav/files/");
+    href_segment(&mut href_base, &user);
+    href_base.push('/');
+    Some(Target {
+        href_base,
+        user,
+        rel: rel.to_string(),
+    })
+}
+
+/// The server's own URL as the client addressed it, for absolute links.
+fn base_url(headers: &HeaderMap, subpath: &str) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    format!("http://{host}{subpath}")
+}
+
+fn plain_not_found() -> Resp {
+    finish(
+        builder(StatusCode::NOT_FOUND).header(header::CONTENT_TYPE, "text/html; charset=UTF-8"),
+        "<!DOCTYPE html>\n<html><head><title>Nextcloud</title></head><body><h2>Page not found</h2></body></html>\n",
+    )
+}
