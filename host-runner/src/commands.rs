@@ -1,0 +1,247 @@
+//! What the CLI does, as functions the tests call in-process.
+
+use crate::config::Config;
+use crate::content::Destination;
+use crate::error::{Error, Result};
+use crate::http::HttpClient;
+use crate::progress::{NoProgress, ProgressSink};
+use crate::runtime::bindings::exports::nextcloud::connector::lifecycle as life;
+use crate::runtime::{LoadedComponent, Session, SessionParts};
+use crate::store::{SinkRecord, Store};
+use serde::Serialize;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// How to run the connector.
+#[derive(Clone)]
+pub struct RunOptions {
+    /// The component; `None` searches (see [`crate::runtime::locate_component`]).
+    pub component: Option<PathBuf>,
+    /// Where `log.progress` goes.
+    pub progress: Arc<dyn ProgressSink>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            component: None,
+            progress: Arc::new(NoProgress),
+        }
+    }
+}
+
+impl RunOptions {
+    pub fn with_component(path: impl Into<PathBuf>) -> RunOptions {
+        RunOptions {
+            component: Some(path.into()),
+            ..RunOptions::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    Full,
+    Incremental,
+}
+
+impl SyncMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncMode::Full => "full",
+            SyncMode::Incremental => "incremental",
+        }
+    }
+}
+
+/// What one sync did: the counts are the connector's, `requests` the host's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SyncReport {
+    pub mode: SyncMode,
+    pub new: u64,
+    pub content_updated: u64,
+    pub metadata_updated: u64,
+    pub deleted: u64,
+    pub unchanged: u64,
+    pub requests: u64,
+    pub duration_ms: u64,
+}
+
+impl SyncReport {
+    /// Records that changed in any way.
+    pub fn changes(&self) -> u64 {
+        self.new + self.content_updated + self.metadata_updated + self.deleted
+    }
+}
+
+/// What `test-connection` found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConnectionReport {
+    pub user_id: String,
+    pub display_name: String,
+    pub email: Option<String>,
+    pub server_version: Option<String>,
+    pub activity_available: bool,
+    pub requests: u64,
+    pub duration_ms: u64,
+}
+
+/// What `stream_record` did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StreamReport {
+    /// Bytes the host received.
+    pub written: u64,
+    pub etag: Option<String>,
+    pub resumed: bool,
+    pub verified: Option<String>,
+    pub requests: u64,
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// A started connector: secret read, component loaded, database open, `init` done.
+struct Run {
+    session: Session,
+    http: Arc<HttpClient>,
+    progress: Arc<dyn ProgressSink>,
+    started: Instant,
+}
+
+impl Run {
+    fn start(config: &Config, options: &RunOptions) -> Result<Run> {
+        let started = Instant::now();
+        for warning in &config.warnings {
+            tracing::warn!("{warning}");
+        }
+        let secret = config.secret()?;
+        let component = LoadedComponent::load(options.component.as_deref())?;
+        tracing::debug!("connector component: {}", component.path().display());
+        let store = Store::open(&config.database)?;
+        let http = Arc::new(HttpClient::new(config, &secret));
+        let mut session = Session::new(
+            &component,
+            config,
+            SessionParts {
+                http: http.clone(),
+                store,
+                progress: options.progress.clone(),
+            },
+        )?;
+        session.init(config, now_unix())?;
+        Ok(Run {
+            session,
+            http,
+            progress: options.progress.clone(),
+            started,
+        })
+    }
+
+    /// Ends the run: clears the progress display and drops writes the
+    /// connector staged but did not commit.
+    fn finish(&mut self) {
+        self.progress.finish();
+        let dropped = self.session.discard_uncommitted();
+        if dropped > 0 {
+            tracing::warn!(
+                "the connector left {dropped} staged writes uncommitted; they were discarded"
+            );
+        }
+    }
+
+    fn duration_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+}
+
+/// One sync: full when the database has no cursor yet, incremental otherwise.
+pub fn run_sync(config: &Config, options: &RunOptions) -> Result<SyncReport> {
+    let mut run = Run::start(config, options)?;
+    let result = run.session.run_sync();
+    run.finish();
+    let s = result?;
+    Ok(SyncReport {
+        mode: match s.mode {
+            life::SyncMode::Full => SyncMode::Full,
+            life::SyncMode::Incremental => SyncMode::Incremental,
+        },
+        new: s.new,
+        content_updated: s.content_updated,
+        metadata_updated: s.metadata_updated,
+        deleted: s.deleted,
+        unchanged: s.unchanged,
+        requests: run.http.requests_sent(),
+        duration_ms: run.duration_ms(),
+    })
+}
+
+/// Checks that the server answers and accepts the credentials.
+pub fn test_connection(config: &Config, options: &RunOptions) -> Result<ConnectionReport> {
+    let mut run = Run::start(config, options)?;
+    let result = run.session.test_connection();
+    run.finish();
+    let info = result?;
+    Ok(ConnectionReport {
+        user_id: info.user_id,
+        display_name: info.display_name,
+        email: info.email,
+        server_version: info.server_version,
+        activity_available: info.activity_available,
+        requests: run.http.requests_sent(),
+        duration_ms: run.duration_ms(),
+    })
+}
+
+/// The live records of the sink, ordered by path. Does not create the
+/// database.
+pub fn list_records(config: &Config) -> Result<Vec<SinkRecord>> {
+    if !config.database.exists() {
+        return Err(Error::Config(format!(
+            "the database `{}` does not exist yet; run `host-runner sync` first",
+            config.database.display()
+        )));
+    }
+    Store::open(&config.database)?.live_records()
+}
+
+/// Streams the content of a known record (by external id) into `writer`.
+pub fn stream_record(
+    config: &Config,
+    options: &RunOptions,
+    external_id: &str,
+    writer: impl Write + Send + 'static,
+    offset: u64,
+    if_match: Option<String>,
+) -> Result<StreamReport> {
+    let record = Store::open(&config.database)?
+        .lookup(&[external_id.to_string()])?
+        .pop()
+        .flatten()
+        .ok_or_else(|| {
+            Error::Server(format!(
+                "no known record has the external id `{external_id}`; run a sync first"
+            ))
+        })?;
+    let mut run = Run::start(config, options)?;
+    let result = run.session.stream_record(
+        record,
+        Destination::new(writer),
+        life::StreamOptions { offset, if_match },
+    );
+    run.finish();
+    let (info, written) = result?;
+    Ok(StreamReport {
+        written,
+        etag: info.etag,
+        resumed: info.resumed,
+        verified: info.verified,
+        requests: run.http.requests_sent(),
+    })
+}

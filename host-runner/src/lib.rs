@@ -1,0 +1,35 @@
+//! The wasmtime host for the Nextcloud connector component.
+//!
+//! The connector (a WebAssembly component, world `nextcloud:connector/connector@0.1.0`)
+//! owns the sync logic; this crate owns every secret and side effect: HTTP
+//! with the credential attached ([`http`]), one SQLite file for state and
+//! records ([`store`]), the sandbox's limits ([`runtime`]) and the CLI ([`cli`]).
+//!
+//! Tests call [`run_sync`], [`test_connection`] and [`list_records`]
+//! in-process with a [`Config`] (see [`Config::from_toml_str`] and
+//! [`Config::with_secret`]).
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod content;
+pub mod demo;
+pub mod error;
+pub mod http;
+pub mod model;
+pub mod origin;
+pub mod progress;
+pub mod render;
+pub mod runtime;
+pub mod secret;
+pub mod store;
+pub mod timefmt;
+
+pub use commands::{
+    ConnectionReport, RunOptions, StreamReport, SyncMode, SyncReport, list_records, run_sync,
+    stream_record, test_connection,
+};
+pub use config::Config;
+pub use error::{Error, Result, exit_code};
+pub use secret::Secret;
+pub use store::{SinkRecord, Store};

@@ -1,0 +1,318 @@
+//! Finding the connector component, checking its WIT version before anything
+//! runs, and compiling it through an on-disk cache.
+
+use crate::error::{Error, Result};
+use sha2::{Digest, Sha256};
+use std::hash::{Hash, Hasher};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+/// The WIT package this host implements.
+pub const WIT_PACKAGE: &str = "nextcloud:connector";
+/// The WIT version this host speaks.
+pub const WIT_VERSION: &str = "0.1.0";
+/// Names the component when `--component` is not given.
+pub const COMPONENT_ENV: &str = "NEXTCLOUD_CONNECTOR_COMPONENT";
+/// Where `cargo guest` puts the component, relative to a target directory.
+const BUILT_COMPONENT: &str = "wasm32-wasip2/release/connector.wasm";
+/// Part of the cache key: compiled code is only valid for this wasmtime.
+const WASMTIME_VERSION: &str = "48.0.8";
+
+/// Where to look, first match wins: the explicit path, `$NEXTCLOUD_CONNECTOR_COMPONENT`,
+/// the target directory this executable was built into, the workspace this
+/// crate was compiled in.
+pub fn component_candidates(explicit: Option<&Path>) -> Vec<PathBuf> {
+    if let Some(p) = explicit {
+        return vec![p.to_path_buf()];
+    }
+    if let Some(p) = std::env::var_os(COMPONENT_ENV).filter(|p| !p.is_empty()) {
+        return vec![PathBuf::from(p)];
+    }
+    let mut out = Vec::new();
+    if let Ok(exe) = std::env::current_exe() {
+        for dir in exe.ancestors().skip(1) {
+            if dir.file_name().is_some_and(|n| n == "target") {
+                out.push(dir.join(BUILT_COMPONENT));
+            }
+            out.push(dir.join("target").join(BUILT_COMPONENT));
+        }
+    }
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    out.push(workspace.join("target").join(BUILT_COMPONENT));
+    let mut seen = Vec::new();
+    out.retain(|p| {
+        let key = std::path::absolute(p).unwrap_or_else(|_| p.clone());
+        if seen.contains(&key) {
+            false
+        } else {
+            seen.push(key);
+            true
+        }
+    });
+    out
+}
+
+/// The component to run, or an error that says how to get one.
+pub fn locate_component(explicit: Option<&Path>) -> Result<PathBuf> {
+    if let Some(p) = explicit {
+        return if p.is_file() {
+            Ok(p.to_path_buf())
+        } else {
+            Err(Error::Component(format!(
+                "`{}` (from --component) is not a file",
+                p.display()
+            )))
+        };
+    }
+    if let Some(p) = std::env::var_os(COMPONENT_ENV).filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(p);
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(Error::Component(format!(
+                "`{}` (from ${COMPONENT_ENV}) is not a file",
+                p.display()
+            )))
+        };
+    }
+    let candidates = component_candidates(None);
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .ok_or_else(|| {
+            let looked: Vec<String> = candidates
+                .iter()
+                .map(|p| format!("  {}", p.display()))
+                .collect();
+            Error::Component(format!(
+                "no connector component found; build it with `cargo guest` (cargo build -p connector --target wasm32-wasip2 --release), or pass --component PATH. Looked in:\n{}",
+                looked.join("\n")
+            ))
+        })
+}
+
+/// The WIT versions of `nextcloud:connector` interfaces a component imports
+/// or exports, as `(name, version)`.
+pub fn connector_interfaces(engine: &Engine, component: &Component) -> Vec<(String, String)> {
+    let ty = component.component_type();
+    let names: Vec<String> = ty
+        .imports(engine)
+        .map(|(n, _)| n.to_string())
+        .chain(ty.exports(engine).map(|(n, _)| n.to_string()))
+        .collect();
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let rest = name.strip_prefix(WIT_PACKAGE)?.strip_prefix('/')?;
+            let (iface, version) = match rest.split_once('@') {
+                Some((i, v)) => (i.to_string(), v.to_string()),
+                None => (rest.to_string(), String::new()),
+            };
+            Some((iface, version))
+        })
+        .collect()
+}
+
+/// Refuses a component built for another WIT version, before instantiation.
+pub fn check_wit_version(engine: &Engine, component: &Component, path: &Path) -> Result<()> {
+    let interfaces = connector_interfaces(engine, component);
+    if let Some((iface, version)) = interfaces.iter().find(|(_, v)| v != WIT_VERSION) {
+        let built = if version.is_empty() {
+            "an unversioned WIT".to_string()
+        } else {
+            format!("WIT {version}")
+        };
+        return Err(Error::Component(format!(
+            "`{}` was built for {built} ({WIT_PACKAGE}/{iface}); this host-runner speaks {WIT_VERSION}. Rebuild the connector from this workspace with `cargo guest`, or use the host-runner that matches it",
+            path.display()
+        )));
+    }
+    let exports = component.component_type();
+    let lifecycle = format!("{WIT_PACKAGE}/lifecycle@{WIT_VERSION}");
+    if exports.get_export(engine, &lifecycle).is_none() {
+        return Err(Error::Component(format!(
+            "`{}` does not export `{lifecycle}`: it is not a Nextcloud connector component",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Feeds `Hash` output into SHA-256, so the engine's compatibility hash is
+/// stable across processes.
+struct ShaHasher(Sha256);
+
+impl Hasher for ShaHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+    fn finish(&self) -> u64 {
+        0
+    }
+}
+
+/// Where compiled components are kept.
+pub fn cache_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|p| !p.is_empty())
+                .map(|h| PathBuf::from(h).join(".cache"))
+        })
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("nextcloud-connector")
+}
+
+fn cache_key(engine: &Engine, wasm: &[u8]) -> String {
+    let mut h = ShaHasher(Sha256::new());
+    h.0.update(WASMTIME_VERSION.as_bytes());
+    engine.precompile_compatibility_hash().hash(&mut h);
+    h.0.update(wasm);
+    h.0.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Compiles the component, or loads it from the cache. The cache file holds
+/// the SHA-256 of the compiled bytes followed by them; a file whose digest does
+/// not match is compiled again and replaced. Cache trouble is never fatal.
+pub fn load_component(engine: &Engine, path: &Path) -> Result<Component> {
+    let wasm = std::fs::read(path)
+        .map_err(|e| Error::Component(format!("cannot read `{}`: {e}", path.display())))?;
+    let dir = cache_dir();
+    let file = dir.join(format!("{}.cwasm", cache_key(engine, &wasm)));
+    let component = match read_cached(engine, &file) {
+        Some(c) => {
+            tracing::debug!("loaded compiled component from {}", file.display());
+            c
+        }
+        None => {
+            let started = std::time::Instant::now();
+            let c = Component::new(engine, &wasm).map_err(|e| {
+                Error::Component(format!(
+                    "`{}` is not a valid WebAssembly component: {e:#}",
+                    path.display()
+                ))
+            })?;
+            tracing::debug!("compiled {} in {:?}", path.display(), started.elapsed());
+            if let Err(e) = write_cached(&c, &dir, &file) {
+                tracing::debug!("could not cache the compiled component: {e}");
+            }
+            c
+        }
+    };
+    check_wit_version(engine, &component, path)?;
+    Ok(component)
+}
+
+fn read_cached(engine: &Engine, file: &Path) -> Option<Component> {
+    let bytes = std::fs::read(file).ok()?;
+    let (digest, code) = bytes.split_at_checked(32)?;
+    if Sha256::digest(code).as_slice() != digest {
+        tracing::warn!(
+            "compiled-component cache entry {} is corrupt; compiling again",
+            file.display()
+        );
+        return None;
+    }
+    // SAFETY: the bytes were produced by `Component::serialize` of this engine
+    // configuration (the file name holds the engine's compatibility hash) and
+    // their digest matches what was written, so they are not truncated or
+    // altered; wasmtime checks the header again.
+    match unsafe { Component::deserialize(engine, code) } {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!(
+                "compiled-component cache entry {} does not load ({e}); compiling again",
+                file.display()
+            );
+            None
+        }
+    }
+}
+
+fn write_cached(component: &Component, dir: &Path, file: &Path) -> std::io::Result<()> {
+    let code = component.serialize().map_err(std::io::Error::other)?;
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(&Sha256::digest(&code))?;
+    tmp.write_all(&code)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(file).map_err(|e| e.error)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explicit_path_wins_and_missing_files_are_explained() {
+        assert_eq!(
+            component_candidates(Some(Path::new("/x/c.wasm"))),
+            vec![PathBuf::from("/x/c.wasm")]
+        );
+        let msg = locate_component(Some(Path::new("/nonexistent/c.wasm")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("/nonexistent/c.wasm") && msg.contains("--component"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn search_covers_the_target_dir_of_the_executable_and_the_workspace() {
+        if std::env::var_os(COMPONENT_ENV).is_some() {
+            return;
+        }
+        let c = component_candidates(None);
+        let exe = std::env::current_exe().unwrap();
+        // Test binaries live in target/debug/deps/.
+        let target = exe
+            .ancestors()
+            .find(|d| d.file_name().is_some_and(|n| n == "target"))
+            .unwrap();
+        assert!(c.contains(&target.join(BUILT_COMPONENT)), "{c:?}");
+        assert!(
+            c.iter().any(
+                |p| p.ends_with("target/wasm32-wasip2/release/connector.wasm")
+                    && p.starts_with(env!("CARGO_MANIFEST_DIR"))
+            ),
+            "{c:?}"
+        );
+    }
+
+    #[test]
+    fn junk_is_not_a_component() {
+        let engine = super::super::engine::engine().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("junk.wasm");
+        std::fs::write(&path, b"\0asm not really").unwrap();
+        let err = load_component(&engine, &path).err().unwrap();
+        assert_eq!(err.exit_code(), crate::error::exit_code::COMPONENT);
+        assert!(err.to_string().contains("junk.wasm"), "{err}");
+    }
+
+    #[test]
+    fn corrupt_cache_entries_are_ignored() {
+        let engine = super::super::engine::engine().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("x.cwasm");
+        std::fs::write(&file, [0u8; 10]).unwrap();
+        assert!(read_cached(&engine, &file).is_none());
+        let mut bytes = Sha256::digest(b"hello").to_vec();
+        bytes.extend_from_slice(b"hello");
+        std::fs::write(&file, &bytes).unwrap();
+        assert!(
+            read_cached(&engine, &file).is_none(),
+            "valid digest, not a component"
+        );
+        bytes[33] ^= 1;
+        std::fs::write(&file, &bytes).unwrap();
+        assert!(read_cached(&engine, &file).is_none());
+    }
+}

@@ -1,0 +1,835 @@
+//! One SQLite file holds the connector's state and the records sink.
+//!
+//! Writes from the connector (`storage.set/put/remove`, `records.on-*`) are
+//! staged in memory, in the order they were made, and applied by
+//! [`Store::commit`] in one transaction: a batch of records becomes durable
+//! together with the sync points that cover it, or not at all. Reads
+//! (`get`, `lookup`, `list_under`) see committed state only.
+//!
+//! Schema (`PRAGMA user_version = 1`):
+//!
+//! ```sql
+//! sync_points(key TEXT PRIMARY KEY, value TEXT NOT NULL)
+//! known_records(external_id TEXT PRIMARY KEY, path TEXT NOT NULL, data TEXT NOT NULL)  -- data: the record as JSON
+//!   INDEX known_records_path(path)
+//! records(external_id TEXT PRIMARY KEY, parent_external_id TEXT, path TEXT NOT NULL, name TEXT NOT NULL,
+//!         is_folder INTEGER NOT NULL, etag TEXT NOT NULL, size INTEGER NOT NULL, mime_type TEXT NOT NULL,
+//!         modified INTEGER NOT NULL, created INTEGER, permission_letters TEXT NOT NULL, permission TEXT,
+//!         permissions_json TEXT NOT NULL, owner_id TEXT, checksums_json TEXT NOT NULL,
+//!         version INTEGER NOT NULL, updated_at INTEGER NOT NULL)
+//!   INDEX records_path(path)
+//! users(id TEXT PRIMARY KEY, display_name TEXT NOT NULL, email TEXT)
+//! record_groups(external_id TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL, owner TEXT NOT NULL)
+//! ```
+
+use crate::error::{Error, Result};
+use crate::model::{Order, Permission, Record, RecordChange, RecordGroup, User};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use std::path::Path;
+use std::time::Duration;
+
+pub const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS sync_points (
+    key TEXT PRIMARY KEY NOT NULL,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS known_records (
+    external_id TEXT PRIMARY KEY NOT NULL,
+    path TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS known_records_path ON known_records(path);
+CREATE TABLE IF NOT EXISTS records (
+    external_id TEXT PRIMARY KEY NOT NULL,
+    parent_external_id TEXT,
+    path TEXT NOT NULL,
+    name TEXT NOT NULL,
+    is_folder INTEGER NOT NULL,
+    etag TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mime_type TEXT NOT NULL,
+    modified INTEGER NOT NULL,
+    created INTEGER,
+    permission_letters TEXT NOT NULL,
+    permission TEXT,
+    permissions_json TEXT NOT NULL,
+    owner_id TEXT,
+    checksums_json TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS records_path ON records(path);
+CREATE TABLE IF NOT EXISTS users (
+    id TEXT PRIMARY KEY NOT NULL,
+    display_name TEXT NOT NULL,
+    email TEXT
+);
+CREATE TABLE IF NOT EXISTS record_groups (
+    external_id TEXT PRIMARY KEY NOT NULL,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    owner TEXT NOT NULL
+);
+";
+
+/// A staged write, kept in the order the connector made it.
+#[derive(Debug, Clone, PartialEq)]
+enum Staged {
+    SyncPoint(String, String),
+    Put(Record),
+    Remove(String),
+    User(User),
+    Group(RecordGroup),
+    Change(RecordChange),
+}
+
+/// A row of the sink's `records` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkRecord {
+    pub external_id: String,
+    pub parent_external_id: Option<String>,
+    pub path: String,
+    pub name: String,
+    pub is_folder: bool,
+    pub etag: String,
+    pub size: u64,
+    pub mime_type: String,
+    pub modified: i64,
+    pub created: Option<i64>,
+    pub permission_letters: String,
+    /// The level of the first permission entry (the syncing user's).
+    pub permission: Option<String>,
+    pub permissions: Vec<Permission>,
+    pub owner_id: Option<String>,
+    pub checksums: Vec<String>,
+    /// 1 when first seen; +1 on each new or content-updated change.
+    pub version: i64,
+    pub updated_at: i64,
+}
+
+/// How much the file holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreCounts {
+    pub records: u64,
+    pub folders: u64,
+    pub files: u64,
+    pub known_records: u64,
+    pub sync_points: u64,
+    pub users: u64,
+    pub record_groups: u64,
+}
+
+pub struct Store {
+    conn: Connection,
+    staged: Vec<Staged>,
+    #[cfg(test)]
+    fail_commit_after: Option<usize>,
+}
+
+fn storage_err(what: &str) -> impl FnOnce(rusqlite::Error) -> Error + '_ {
+    move |e| Error::Storage(format!("{what}: {e}"))
+}
+
+impl Store {
+    /// Opens (creating if needed) the SQLite file, in WAL mode with
+    /// `synchronous=FULL` so that a commit is durable.
+    pub fn open(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                Error::Storage(format!(
+                    "cannot create the directory of database `{}`: {e}",
+                    path.display()
+                ))
+            })?;
+        }
+        let what = format!("database `{}`", path.display());
+        let conn = Connection::open(path).map_err(storage_err(&what))?;
+        Store::init(conn, &what)
+    }
+
+    /// A private database that lives as long as the value (for tests and
+    /// dry runs).
+    pub fn open_in_memory() -> Result<Store> {
+        let conn = Connection::open_in_memory().map_err(storage_err("in-memory database"))?;
+        Store::init(conn, "in-memory database")
+    }
+
+    fn init(conn: Connection, what: &str) -> Result<Store> {
+        conn.busy_timeout(Duration::from_secs(10))
+            .map_err(storage_err(what))?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(storage_err(what))?;
+        if version > SCHEMA_VERSION {
+            return Err(Error::Storage(format!(
+                "{what} was written by a newer host-runner (schema {version}; this one knows {SCHEMA_VERSION}); upgrade host-runner or use another file"
+            )));
+        }
+        // `journal_mode` answers with a row; read it rather than execute.
+        let _mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(storage_err(what))?;
+        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+            .map_err(storage_err(what))?;
+        conn.execute_batch(&format!(
+            "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+        ))
+        .map_err(storage_err(what))?;
+        Ok(Store {
+            conn,
+            staged: Vec::new(),
+            #[cfg(test)]
+            fail_commit_after: None,
+        })
+    }
+
+    // ----- reads of committed state -------------------------------------
+
+    /// A sync point as last committed.
+    pub fn get(&self, key: &str) -> Result<Option<String>> {
+        self.conn
+            .prepare_cached("SELECT value FROM sync_points WHERE key = ?1")?
+            .query_row([key], |r| r.get(0))
+            .optional()
+            .map_err(Error::from)
+    }
+
+    /// The known record of each id, as last committed.
+    pub fn lookup(&self, external_ids: &[String]) -> Result<Vec<Option<Record>>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT data FROM known_records WHERE external_id = ?1")?;
+        external_ids
+            .iter()
+            .map(|id| {
+                let data: Option<String> = stmt.query_row([id], |r| r.get(0)).optional()?;
+                data.map(|d| decode_record(&d)).transpose()
+            })
+            .collect()
+    }
+
+    /// Known records strictly below `path` (`/`: all but the root), in path
+    /// order (`ParentsFirst` ascending, `ChildrenFirst` descending), strictly
+    /// after `after` in that order, at most `limit`.
+    pub fn list_under(
+        &self,
+        path: &str,
+        order: Order,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Record>> {
+        let base = path.trim_end_matches('/');
+        // Everything strictly below `base` starts with `base/`; `0` is the
+        // byte after `/`, so `[base/, base0)` is exactly that subtree.
+        let low = format!("{base}/");
+        let high = format!("{base}0");
+        let sql = match order {
+            Order::ParentsFirst => {
+                "SELECT data FROM known_records WHERE path > ?1 AND path < ?2 AND (?3 IS NULL OR path > ?3) ORDER BY path ASC LIMIT ?4"
+            }
+            Order::ChildrenFirst => {
+                "SELECT data FROM known_records WHERE path > ?1 AND path < ?2 AND (?3 IS NULL OR path < ?3) ORDER BY path DESC LIMIT ?4"
+            }
+        };
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let rows = stmt.query_map(params![low, high, after, i64::from(limit)], |r| {
+            r.get::<_, String>(0)
+        })?;
+        rows.map(|d| decode_record(&d?)).collect()
+    }
+
+    // ----- staged writes --------------------------------------------------
+
+    pub fn set(&mut self, key: String, value: String) {
+        self.staged.push(Staged::SyncPoint(key, value));
+    }
+
+    pub fn put(&mut self, records: Vec<Record>) {
+        self.staged.extend(records.into_iter().map(Staged::Put));
+    }
+
+    pub fn remove(&mut self, external_ids: Vec<String>) {
+        self.staged
+            .extend(external_ids.into_iter().map(Staged::Remove));
+    }
+
+    pub fn on_user(&mut self, user: User) {
+        self.staged.push(Staged::User(user));
+    }
+
+    pub fn on_record_group(&mut self, group: RecordGroup) {
+        self.staged.push(Staged::Group(group));
+    }
+
+    pub fn on_changes(&mut self, changes: Vec<RecordChange>) {
+        self.staged.extend(changes.into_iter().map(Staged::Change));
+    }
+
+    /// How many writes wait for `commit`.
+    pub fn staged_len(&self) -> usize {
+        self.staged.len()
+    }
+
+    /// Forgets every staged write; returns how many there were.
+    pub fn discard_staged(&mut self) -> usize {
+        std::mem::take(&mut self.staged).len()
+    }
+
+    /// Applies every staged write in one transaction. On failure nothing is
+    /// applied and the writes stay staged.
+    pub fn commit(&mut self) -> Result<()> {
+        if self.staged.is_empty() {
+            return Ok(());
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        #[cfg(test)]
+        let fail_after = self.fail_commit_after;
+        #[cfg(not(test))]
+        let fail_after: Option<usize> = None;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(storage_err("cannot start a transaction"))?;
+        for (i, op) in self.staged.iter().enumerate() {
+            if fail_after == Some(i) {
+                return Err(Error::Storage("injected failure".into()));
+            }
+            apply(&tx, op, now).map_err(storage_err("commit failed"))?;
+        }
+        tx.commit().map_err(storage_err("commit failed"))?;
+        self.staged.clear();
+        Ok(())
+    }
+
+    // ----- reads for the CLI and tests -----------------------------------
+
+    /// Every record in the sink, ordered by path.
+    pub fn live_records(&self) -> Result<Vec<SinkRecord>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT external_id, parent_external_id, path, name, is_folder, etag, size, mime_type,
+                    modified, created, permission_letters, permission, permissions_json, owner_id,
+                    checksums_json, version, updated_at
+             FROM records ORDER BY path ASC, external_id ASC",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                SinkRecord {
+                    external_id: r.get(0)?,
+                    parent_external_id: r.get(1)?,
+                    path: r.get(2)?,
+                    name: r.get(3)?,
+                    is_folder: r.get(4)?,
+                    etag: r.get(5)?,
+                    size: r.get::<_, i64>(6)?.max(0) as u64,
+                    mime_type: r.get(7)?,
+                    modified: r.get(8)?,
+                    created: r.get(9)?,
+                    permission_letters: r.get(10)?,
+                    permission: r.get(11)?,
+                    permissions: Vec::new(),
+                    owner_id: r.get(13)?,
+                    checksums: Vec::new(),
+                    version: r.get(15)?,
+                    updated_at: r.get(16)?,
+                },
+                r.get::<_, String>(12)?,
+                r.get::<_, String>(14)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (mut rec, permissions, checksums) = row?;
+            rec.permissions = serde_json::from_str(&permissions).map_err(|e| {
+                Error::Storage(format!(
+                    "record {}: bad permissions_json: {e}",
+                    rec.external_id
+                ))
+            })?;
+            rec.checksums = serde_json::from_str(&checksums).map_err(|e| {
+                Error::Storage(format!(
+                    "record {}: bad checksums_json: {e}",
+                    rec.external_id
+                ))
+            })?;
+            Ok(rec)
+        })
+        .collect()
+    }
+
+    /// All committed sync points, by key.
+    pub fn sync_points(&self) -> Result<Vec<(String, String)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT key, value FROM sync_points ORDER BY key")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.map(|r| r.map_err(Error::from)).collect()
+    }
+
+    pub fn users(&self) -> Result<Vec<User>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, display_name, email FROM users ORDER BY id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(User {
+                id: r.get(0)?,
+                display_name: r.get(1)?,
+                email: r.get(2)?,
+            })
+        })?;
+        rows.map(|r| r.map_err(Error::from)).collect()
+    }
+
+    pub fn record_groups(&self) -> Result<Vec<RecordGroup>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT external_id, name, kind, owner FROM record_groups ORDER BY external_id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(RecordGroup {
+                external_id: r.get(0)?,
+                name: r.get(1)?,
+                kind: r.get(2)?,
+                owner: r.get(3)?,
+            })
+        })?;
+        rows.map(|r| r.map_err(Error::from)).collect()
+    }
+
+    pub fn counts(&self) -> Result<StoreCounts> {
+        let count = |sql: &str| -> Result<u64> {
+            Ok(self.conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64)
+        };
+        Ok(StoreCounts {
+            records: count("SELECT COUNT(*) FROM records")?,
+            folders: count("SELECT COUNT(*) FROM records WHERE is_folder")?,
+            files: count("SELECT COUNT(*) FROM records WHERE NOT is_folder")?,
+            known_records: count("SELECT COUNT(*) FROM known_records")?,
+            sync_points: count("SELECT COUNT(*) FROM sync_points")?,
+            users: count("SELECT COUNT(*) FROM users")?,
+            record_groups: count("SELECT COUNT(*) FROM record_groups")?,
+        })
+    }
+
+    #[cfg(test)]
+    fn fail_commit_after(&mut self, n: usize) {
+        self.fail_commit_after = Some(n);
+    }
+}
+
+fn decode_record(data: &str) -> Result<Record> {
+    serde_json::from_str(data)
+        .map_err(|e| Error::Storage(format!("a known record is not readable JSON: {e}")))
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> rusqlite::Result<String> {
+    serde_json::to_string(value).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+}
+
+fn apply(tx: &rusqlite::Transaction<'_>, op: &Staged, now: i64) -> rusqlite::Result<()> {
+    match op {
+        Staged::SyncPoint(key, value) => {
+            tx.prepare_cached(
+                "INSERT INTO sync_points (key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            )?
+            .execute(params![key, value])?;
+        }
+        Staged::Put(record) => {
+            tx.prepare_cached(
+                "INSERT INTO known_records (external_id, path, data) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(external_id) DO UPDATE SET path = excluded.path, data = excluded.data",
+            )?
+            .execute(params![record.external_id, record.path, encode(record)?])?;
+        }
+        Staged::Remove(id) => {
+            tx.prepare_cached("DELETE FROM known_records WHERE external_id = ?1")?
+                .execute([id])?;
+        }
+        Staged::User(user) => {
+            tx.prepare_cached(
+                "INSERT INTO users (id, display_name, email) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(id) DO UPDATE SET display_name = excluded.display_name, email = excluded.email",
+            )?
+            .execute(params![user.id, user.display_name, user.email])?;
+        }
+        Staged::Group(group) => {
+            tx.prepare_cached(
+                "INSERT INTO record_groups (external_id, name, kind, owner) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(external_id) DO UPDATE SET name = excluded.name, kind = excluded.kind, owner = excluded.owner",
+            )?
+            .execute(params![group.external_id, group.name, group.kind, group.owner])?;
+        }
+        Staged::Change(RecordChange::Deleted(id)) => {
+            tx.prepare_cached("DELETE FROM records WHERE external_id = ?1")?
+                .execute([id])?;
+        }
+        Staged::Change(RecordChange::New(r) | RecordChange::ContentUpdated(r)) => {
+            upsert_record(tx, r, 1, now)?;
+        }
+        Staged::Change(RecordChange::MetadataUpdated(r)) => {
+            upsert_record(tx, r, 0, now)?;
+        }
+    }
+    Ok(())
+}
+
+fn upsert_record(
+    tx: &rusqlite::Transaction<'_>,
+    r: &Record,
+    bump: i64,
+    now: i64,
+) -> rusqlite::Result<()> {
+    let permission = r.permissions.first().map(|p| p.level.as_str());
+    tx.prepare_cached(
+        "INSERT INTO records (external_id, parent_external_id, path, name, is_folder, etag, size,
+            mime_type, modified, created, permission_letters, permission, permissions_json, owner_id,
+            checksums_json, version, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 1, ?16)
+         ON CONFLICT(external_id) DO UPDATE SET
+            parent_external_id = excluded.parent_external_id, path = excluded.path,
+            name = excluded.name, is_folder = excluded.is_folder, etag = excluded.etag,
+            size = excluded.size, mime_type = excluded.mime_type, modified = excluded.modified,
+            created = excluded.created, permission_letters = excluded.permission_letters,
+            permission = excluded.permission, permissions_json = excluded.permissions_json,
+            owner_id = excluded.owner_id, checksums_json = excluded.checksums_json,
+            version = records.version + ?17, updated_at = excluded.updated_at",
+    )?
+    .execute(params![
+        r.external_id,
+        r.parent_external_id,
+        r.path,
+        r.name,
+        r.is_folder,
+        r.etag,
+        i64::try_from(r.size).unwrap_or(i64::MAX),
+        r.mime_type,
+        r.modified,
+        r.created,
+        r.permission_letters,
+        permission,
+        encode(&r.permissions)?,
+        r.owner_id,
+        encode(&r.checksums)?,
+        now,
+        bump,
+    ])?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{PermissionLevel, Principal};
+
+    fn rec(id: &str, path: &str) -> Record {
+        let name = path.rsplit('/').next().unwrap_or_default().to_string();
+        Record {
+            external_id: id.into(),
+            parent_external_id: (path != "/").then(|| "root".to_string()),
+            path: path.into(),
+            name,
+            is_folder: !path.contains('.'),
+            etag: format!("etag-{id}"),
+            size: 42,
+            mime_type: "application/octet-stream".into(),
+            modified: 1_700_000_000,
+            created: None,
+            permission_letters: "RGDNVW".into(),
+            permissions: vec![Permission {
+                principal: Principal::User {
+                    id: "alice".into(),
+                    email: None,
+                },
+                level: PermissionLevel::Owner,
+            }],
+            owner_id: Some("alice".into()),
+            checksums: vec!["SHA1:ab".into()],
+        }
+    }
+
+    fn paths(records: &[Record]) -> Vec<&str> {
+        records.iter().map(|r| r.path.as_str()).collect()
+    }
+
+    fn tree() -> Store {
+        let mut s = Store::open_in_memory().unwrap();
+        let all = [
+            ("root", "/"),
+            ("a", "/A"),
+            ("a1", "/A/x.txt"),
+            ("a2", "/A/y"),
+            ("a3", "/A/y/z.md"),
+            ("ab", "/AB"),
+            ("ab1", "/AB/q.txt"),
+            ("asp", "/A B.txt"),
+            ("b", "/B"),
+        ];
+        s.put(all.iter().map(|(id, p)| rec(id, p)).collect());
+        s.commit().unwrap();
+        s
+    }
+
+    #[test]
+    fn staged_writes_are_invisible_until_commit() {
+        let mut s = Store::open_in_memory().unwrap();
+        s.set("cursor".into(), "7".into());
+        s.put(vec![rec("1", "/f.txt")]);
+        s.on_changes(vec![RecordChange::New(rec("1", "/f.txt"))]);
+        assert_eq!(s.get("cursor").unwrap(), None);
+        assert_eq!(s.lookup(&["1".into()]).unwrap(), vec![None]);
+        assert!(
+            s.list_under("/", Order::ParentsFirst, None, 10)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(s.live_records().unwrap().is_empty());
+        assert_eq!(s.staged_len(), 3);
+
+        s.commit().unwrap();
+        assert_eq!(s.staged_len(), 0);
+        assert_eq!(s.get("cursor").unwrap().as_deref(), Some("7"));
+        assert_eq!(
+            s.lookup(&["1".into(), "2".into()]).unwrap(),
+            vec![Some(rec("1", "/f.txt")), None]
+        );
+        assert_eq!(s.live_records().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn dropping_without_commit_leaves_nothing_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/state.sqlite");
+        {
+            let mut s = Store::open(&path).unwrap();
+            s.set("cursor".into(), "1".into());
+            s.on_changes(vec![RecordChange::New(rec("1", "/f.txt"))]);
+            s.commit().unwrap();
+            s.set("cursor".into(), "2".into());
+            s.put(vec![rec("2", "/g.txt")]);
+            s.on_changes(vec![RecordChange::New(rec("2", "/g.txt"))]);
+            // dropped here, as if the process died before `commit`
+        }
+        let s = Store::open(&path).unwrap();
+        assert_eq!(s.get("cursor").unwrap().as_deref(), Some("1"));
+        assert_eq!(s.lookup(&["2".into()]).unwrap(), vec![None]);
+        let live = s.live_records().unwrap();
+        assert_eq!(live.len(), 1);
+        assert_eq!(live[0].external_id, "1");
+    }
+
+    #[test]
+    fn commit_applies_records_and_sync_points_together() {
+        let mut s = Store::open_in_memory().unwrap();
+        s.set("cursor".into(), "10".into());
+        s.on_user(User {
+            id: "alice".into(),
+            display_name: "Alice".into(),
+            email: Some("a@example.com".into()),
+        });
+        s.on_record_group(RecordGroup {
+            external_id: "drive".into(),
+            name: "Alice's files".into(),
+            kind: "drive".into(),
+            owner: "alice".into(),
+        });
+        s.put(vec![rec("1", "/f.txt")]);
+        s.on_changes(vec![RecordChange::New(rec("1", "/f.txt"))]);
+        // A failure half-way through applies nothing and keeps the batch staged.
+        s.fail_commit_after(3);
+        assert!(s.commit().is_err());
+        assert_eq!(s.get("cursor").unwrap(), None);
+        assert_eq!(s.counts().unwrap(), StoreCounts::default());
+        assert_eq!(s.staged_len(), 5);
+
+        s.fail_commit_after = None;
+        s.commit().unwrap();
+        let c = s.counts().unwrap();
+        assert_eq!(
+            (
+                c.records,
+                c.files,
+                c.known_records,
+                c.sync_points,
+                c.users,
+                c.record_groups
+            ),
+            (1, 1, 1, 1, 1, 1)
+        );
+        assert_eq!(s.users().unwrap()[0].display_name, "Alice");
+        assert_eq!(s.record_groups().unwrap()[0].kind, "drive");
+        assert_eq!(
+            s.sync_points().unwrap(),
+            vec![("cursor".into(), "10".into())]
+        );
+    }
+
+    #[test]
+    fn changes_upsert_bump_versions_and_delete() {
+        let mut s = Store::open_in_memory().unwrap();
+        s.on_changes(vec![
+            RecordChange::New(rec("1", "/f.txt")),
+            RecordChange::New(rec("2", "/g.txt")),
+        ]);
+        s.commit().unwrap();
+        let mut moved = rec("1", "/renamed.txt");
+        moved.etag = "etag-1b".into();
+        s.on_changes(vec![RecordChange::MetadataUpdated(moved)]);
+        s.commit().unwrap();
+        let live = s.live_records().unwrap();
+        let one = live.iter().find(|r| r.external_id == "1").unwrap();
+        assert_eq!((one.path.as_str(), one.version), ("/renamed.txt", 1));
+
+        let mut edited = rec("1", "/renamed.txt");
+        edited.size = 99;
+        s.on_changes(vec![
+            RecordChange::ContentUpdated(edited),
+            RecordChange::Deleted("2".into()),
+        ]);
+        s.commit().unwrap();
+        let live = s.live_records().unwrap();
+        assert_eq!(live.len(), 1);
+        let one = &live[0];
+        assert_eq!((one.size, one.version), (99, 2));
+        assert_eq!(one.permission.as_deref(), Some("owner"));
+        assert_eq!(one.checksums, vec!["SHA1:ab"]);
+        assert_eq!(one.permissions.len(), 1);
+    }
+
+    #[test]
+    fn staged_order_is_kept_between_put_and_remove() {
+        let mut s = Store::open_in_memory().unwrap();
+        s.put(vec![rec("1", "/a.txt"), rec("2", "/b.txt")]);
+        s.remove(vec!["1".into()]);
+        s.remove(vec!["2".into()]);
+        s.put(vec![rec("2", "/b2.txt")]);
+        s.commit().unwrap();
+        assert_eq!(
+            s.lookup(&["1".into(), "2".into()]).unwrap(),
+            vec![None, Some(rec("2", "/b2.txt"))]
+        );
+    }
+
+    #[test]
+    fn list_under_root_is_everything_but_the_root() {
+        let s = tree();
+        let all = s.list_under("/", Order::ParentsFirst, None, 100).unwrap();
+        assert_eq!(
+            paths(&all),
+            [
+                "/A",
+                "/A B.txt",
+                "/A/x.txt",
+                "/A/y",
+                "/A/y/z.md",
+                "/AB",
+                "/AB/q.txt",
+                "/B"
+            ]
+        );
+        let rev = s.list_under("/", Order::ChildrenFirst, None, 100).unwrap();
+        let mut expected = paths(&all);
+        expected.reverse();
+        assert_eq!(paths(&rev), expected);
+    }
+
+    #[test]
+    fn list_under_a_folder_excludes_siblings_sharing_a_prefix() {
+        let s = tree();
+        for p in ["/A", "/A/"] {
+            let under = s.list_under(p, Order::ParentsFirst, None, 100).unwrap();
+            assert_eq!(paths(&under), ["/A/x.txt", "/A/y", "/A/y/z.md"], "{p}");
+        }
+        let under = s.list_under("/A", Order::ChildrenFirst, None, 100).unwrap();
+        assert_eq!(paths(&under), ["/A/y/z.md", "/A/y", "/A/x.txt"]);
+        assert!(
+            s.list_under("/A/x.txt", Order::ParentsFirst, None, 100)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            s.list_under("/nope", Order::ParentsFirst, None, 100)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn list_under_pages_with_after_in_both_orders() {
+        let s = tree();
+        let mut seen = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = s
+                .list_under("/", Order::ParentsFirst, after.as_deref(), 3)
+                .unwrap();
+            assert!(page.len() <= 3);
+            if page.is_empty() {
+                break;
+            }
+            after = Some(page.last().unwrap().path.clone());
+            seen.extend(page.into_iter().map(|r| r.path));
+        }
+        assert_eq!(seen.len(), 8);
+        assert!(seen.windows(2).all(|w| w[0] < w[1]));
+
+        let page = s
+            .list_under("/A", Order::ChildrenFirst, Some("/A/y"), 10)
+            .unwrap();
+        assert_eq!(paths(&page), ["/A/x.txt"]);
+        let page = s
+            .list_under("/A", Order::ParentsFirst, Some("/A/x.txt"), 10)
+            .unwrap();
+        assert_eq!(paths(&page), ["/A/y", "/A/y/z.md"]);
+        assert!(
+            s.list_under("/", Order::ParentsFirst, None, 0)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn refuses_a_newer_schema_and_non_databases() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch("PRAGMA user_version = 99;").unwrap();
+        }
+        let msg = Store::open(&path).err().unwrap().to_string();
+        assert!(msg.contains("newer host-runner"), "{msg}");
+
+        let junk = dir.path().join("junk.sqlite");
+        std::fs::write(&junk, vec![b'x'; 4096]).unwrap();
+        let err = Store::open(&junk).err().unwrap();
+        assert_eq!(err.exit_code(), crate::error::exit_code::STORAGE);
+        assert!(err.to_string().contains("junk.sqlite"), "{err}");
+    }
+
+    #[test]
+    fn reopening_keeps_the_schema_and_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        {
+            let mut s = Store::open(&path).unwrap();
+            s.set("k".into(), "v".into());
+            s.commit().unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        assert_eq!(s.get("k").unwrap().as_deref(), Some("v"));
+        let mode: String = s
+            .conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let sync: i64 = s
+            .conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(sync, 2, "synchronous=FULL");
+    }
+}
