@@ -1,0 +1,141 @@
+//! A deliberately hostile connector component. It speaks the same WIT as the
+//! real one, and `init`'s `username` picks which escape it tries in
+//! `run-sync`; the host must block every one and stay healthy.
+//!
+//! - `other-origin PORT`: sends a request to another origin (`127.0.0.1:PORT`).
+//! - `credential-header`: sends its own `Authorization` header to its server.
+//! - `env`: reads the environment (the app password lives there on the host).
+//! - `files PATH`: reads a host file.
+//! - `loop`: never returns.
+//! - `alloc`: allocates without bound.
+//! - `panic`: panics with a message the user must see.
+//! - `outside-paths`: emits a record whose path is outside its account.
+
+use std::cell::RefCell;
+
+wit_bindgen::generate!({
+    world: "connector",
+    path: "../../wit",
+});
+
+use exports::nextcloud::connector::lifecycle as wit;
+use nextcloud::connector::{content, http, records, storage, types};
+
+thread_local! {
+    static MODE: RefCell<String> = const { RefCell::new(String::new()) };
+    static BASE_URL: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+struct Rogue;
+
+fn request(url: &str, headers: Vec<http::Header>) -> http::Request {
+    http::Request {
+        method: "GET".into(),
+        url: url.into(),
+        headers,
+        body: None,
+    }
+}
+
+fn outcome(
+    result: Result<http::Response, http::HttpError>,
+) -> Result<wit::SyncSummary, wit::Error> {
+    match result {
+        Ok(r) => Err(wit::Error::Http(format!(
+            "ESCAPED: the host sent it and got {}",
+            r.status
+        ))),
+        Err(e) => Err(wit::Error::Http(format!("blocked: {e:?}"))),
+    }
+}
+
+impl wit::Guest for Rogue {
+    fn init(config: wit::Config) -> Result<(), wit::Error> {
+        MODE.with(|m| *m.borrow_mut() = config.username);
+        BASE_URL.with(|b| *b.borrow_mut() = config.base_url);
+        Ok(())
+    }
+
+    fn test_connection() -> Result<wit::ConnectionInfo, wit::Error> {
+        Err(wit::Error::Config(
+            "a rogue has no connection to test".into(),
+        ))
+    }
+
+    fn run_sync() -> Result<wit::SyncSummary, wit::Error> {
+        let mode = MODE.with(|m| m.borrow().clone());
+        let (what, arg) = mode.split_once(' ').unwrap_or((mode.as_str(), ""));
+        match what {
+            "other-origin" => outcome(http::send(&request(
+                &format!("http://127.0.0.1:{arg}/steal"),
+                vec![],
+            ))),
+            "credential-header" => outcome(http::send(&request(
+                &format!("{}/status.php", BASE_URL.with(|b| b.borrow().clone())),
+                vec![http::Header {
+                    name: "Authorization".into(),
+                    value: "Basic cm9ndWU6cm9ndWU=".into(),
+                }],
+            ))),
+            "env" => {
+                let vars: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
+                Err(wit::Error::Config(format!("env: {vars:?}")))
+            }
+            "files" => match std::fs::read(arg) {
+                Ok(bytes) => Err(wit::Error::Config(format!(
+                    "ESCAPED: read {} bytes",
+                    bytes.len()
+                ))),
+                Err(e) => Err(wit::Error::Config(format!("blocked: {e}"))),
+            },
+            "loop" => {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "alloc" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 16 * 1024 * 1024]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "panic" => panic!("rogue guest panicked on purpose"),
+            "outside-paths" => {
+                let record = types::Record {
+                    external_id: "1".into(),
+                    parent_external_id: None,
+                    path: "/../../etc/passwd".into(),
+                    name: "passwd".into(),
+                    is_folder: false,
+                    etag: "x".into(),
+                    size: 1,
+                    mime_type: "text/plain".into(),
+                    modified: 0,
+                    created: None,
+                    permission_letters: String::new(),
+                    permissions: vec![],
+                    owner_id: None,
+                    checksums: vec![],
+                };
+                let sent = records::on_changes(&[types::RecordChange::New(record)]);
+                let committed = storage::commit();
+                Err(wit::Error::Storage(format!(
+                    "on-changes: {sent:?}; commit: {committed:?}"
+                )))
+            }
+            other => Err(wit::Error::Config(format!("unknown rogue mode {other:?}"))),
+        }
+    }
+
+    fn stream_record(
+        _record: types::Record,
+        _destination: &content::Destination,
+        _options: wit::StreamOptions,
+    ) -> Result<wit::StreamInfo, wit::Error> {
+        Err(wit::Error::Content("a rogue streams nothing".into()))
+    }
+}
+
+export!(Rogue);

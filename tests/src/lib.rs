@@ -1,0 +1,183 @@
+//! What every end-to-end test needs: a simulator on loopback, a config and
+//! database in a temporary directory, and the real component run by the real
+//! host.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use host_runner::{Config, RunOptions, Secret, SinkRecord, SyncReport};
+use nextcloud_sim::{Server, SimOptions, Simulator};
+
+/// The app password every test account uses.
+pub const PASSWORD: &str = "e2e-app-password-7f3a9c";
+/// The variable the config names for it (set only for child processes).
+pub const PASSWORD_ENV: &str = "NC_E2E_APP_PASSWORD";
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn wasm(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"));
+    let path = target
+        .join("wasm32-wasip2/release")
+        .join(format!("{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: build the components first with `cargo guest`",
+        path.display()
+    );
+    path
+}
+
+/// The connector component, as `cargo guest` builds it.
+pub fn connector_wasm() -> PathBuf {
+    wasm("connector")
+}
+
+/// The hostile test component.
+pub fn rogue_wasm() -> PathBuf {
+    wasm("rogue_guest")
+}
+
+/// A simulated server and an account synced from it into a fresh database.
+pub struct Account {
+    pub server: Server,
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+    pub component: PathBuf,
+}
+
+impl Account {
+    pub fn new(options: SimOptions) -> Account {
+        Self::with_settings(options, "")
+    }
+
+    /// `settings` is extra TOML appended to the config.
+    pub fn with_settings(options: SimOptions, settings: &str) -> Account {
+        let login = options.login.clone();
+        let sim = Simulator::new(SimOptions {
+            app_password: PASSWORD.into(),
+            ..options
+        });
+        let server = Server::start(sim).expect("simulator starts");
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("connector.toml");
+        std::fs::write(
+            &config_path,
+            format!(
+                "base_url = \"{}\"\nusername = \"{login}\"\napp_password_env = \"{PASSWORD_ENV}\"\ndatabase = \"state.sqlite\"\n{settings}\n",
+                server.base_url()
+            ),
+        )
+        .unwrap();
+        Account {
+            server,
+            dir,
+            config_path,
+            component: connector_wasm(),
+        }
+    }
+
+    /// The demo's sample tree.
+    pub fn sample() -> Account {
+        let account = Account::new(SimOptions::default());
+        account.sim().populate_sample();
+        account
+    }
+
+    pub fn sim(&self) -> &Simulator {
+        self.server.simulator()
+    }
+
+    pub fn config(&self) -> Config {
+        Config::load(&self.config_path)
+            .expect("config loads")
+            .with_secret(Secret::new(PASSWORD))
+    }
+
+    pub fn database(&self) -> PathBuf {
+        self.dir.path().join("state.sqlite")
+    }
+
+    pub fn sync(&self) -> host_runner::Result<SyncReport> {
+        host_runner::run_sync(&self.config(), &RunOptions::with_component(&self.component))
+    }
+
+    pub fn records(&self) -> Vec<SinkRecord> {
+        host_runner::list_records(&self.config()).expect("records list")
+    }
+
+    /// Asserts the records are exactly what a Depth: infinity listing of the
+    /// server holds: same ids, paths, parents, kinds, etags and sizes.
+    pub fn assert_mirrors_server(&self) {
+        let server: BTreeMap<String, (String, bool, String, u64)> = self
+            .sim()
+            .listing()
+            .into_iter()
+            .map(|e| (e.fileid.to_string(), (e.path, e.is_folder, e.etag, e.size)))
+            .collect();
+        let records = self.records();
+        let ours: BTreeMap<String, (String, bool, String, u64)> = records
+            .iter()
+            .map(|r| {
+                (
+                    r.external_id.clone(),
+                    (r.path.clone(), r.is_folder, r.etag.clone(), r.size),
+                )
+            })
+            .collect();
+        assert_eq!(
+            records.len(),
+            ours.len(),
+            "duplicate external ids in the sink"
+        );
+        let missing: Vec<_> = server
+            .iter()
+            .filter(|(id, _)| !ours.contains_key(*id))
+            .collect();
+        let extra: Vec<_> = ours
+            .iter()
+            .filter(|(id, _)| !server.contains_key(*id))
+            .collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "missing {missing:?}\nextra {extra:?}"
+        );
+        for (id, want) in &server {
+            assert_eq!(&ours[id], want, "record {id}");
+        }
+        let by_path: BTreeMap<&str, &str> = records
+            .iter()
+            .map(|r| (r.path.as_str(), r.external_id.as_str()))
+            .collect();
+        for r in &records {
+            let parent = r
+                .path
+                .rsplit_once('/')
+                .map(|(p, _)| if p.is_empty() { "/" } else { p });
+            let expected = parent.filter(|_| r.path != "/").map(|p| by_path[p]);
+            assert_eq!(
+                r.parent_external_id.as_deref(),
+                expected,
+                "parent of {}",
+                r.path
+            );
+        }
+    }
+}
+
+/// Counts of a report, for compact assertions.
+pub fn counts(report: &SyncReport) -> (u64, u64, u64, u64) {
+    (
+        report.new,
+        report.content_updated,
+        report.metadata_updated,
+        report.deleted,
+    )
+}

@@ -1,0 +1,169 @@
+//! The host-runner as a user runs it: a child process, its exit codes, its
+//! `--json` output, and the secret kept out of everything it writes.
+
+use std::process::{Command, Output};
+
+use nextcloud_sim::SimOptions;
+use tests::{Account, PASSWORD, PASSWORD_ENV};
+
+fn host_runner(account: &Account, args: &[&str], password: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_host-runner-e2e"))
+        .args(args)
+        .arg("--config")
+        .arg(&account.config_path)
+        .arg("--component")
+        .arg(&account.component)
+        .env(PASSWORD_ENV, password)
+        .env("RUST_LOG", "trace")
+        .output()
+        .expect("host-runner runs")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn base64(text: &str) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes = text.as_bytes();
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().fold(0u32, |n, b| n << 8 | *b as u32) << (8 * (3 - chunk.len()));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn sync_reports_json_and_the_secret_appears_nowhere() {
+    let account = Account::sample();
+    let output = host_runner(&account, &["sync", "--json"], PASSWORD);
+    assert!(output.status.success(), "{}", text(&output));
+    let summary: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("one JSON object");
+    assert_eq!(summary["mode"], "full");
+    assert_eq!(summary["new"], account.sim().listing().len() as u64);
+    for key in [
+        "content_updated",
+        "metadata_updated",
+        "deleted",
+        "unchanged",
+        "requests",
+        "duration_ms",
+    ] {
+        assert!(summary[key].is_u64(), "{key} missing from {summary}");
+    }
+
+    let records = host_runner(&account, &["records", "--json"], PASSWORD);
+    assert!(records.status.success(), "{}", text(&records));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&records.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON object per line"))
+        .collect();
+    assert_eq!(lines.len(), account.sim().listing().len());
+    for key in [
+        "external_id",
+        "path",
+        "is_folder",
+        "etag",
+        "size",
+        "mime_type",
+        "modified",
+        "parent_external_id",
+        "permission",
+    ] {
+        assert!(lines.iter().all(|l| l.get(key).is_some()), "{key} missing");
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["path"] == "/Spécial #1 & 100% done/what?.txt")
+    );
+    assert!(
+        lines[0]["modified"].as_str().unwrap().ends_with('Z'),
+        "RFC 3339 UTC"
+    );
+
+    let encoded = base64(&format!("alice:{PASSWORD}"));
+    for out in [&output, &records] {
+        let all = text(out);
+        assert!(
+            !all.contains(PASSWORD) && !all.contains(&encoded),
+            "the secret leaked into output"
+        );
+    }
+    for entry in std::fs::read_dir(account.dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        let hay = String::from_utf8_lossy(&bytes);
+        assert!(
+            !hay.contains(PASSWORD) && !hay.contains(&encoded),
+            "the secret is in {}",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn a_wrong_password_costs_one_request_and_says_why() {
+    let account = Account::sample();
+    let output = host_runner(&account, &["sync"], "not-the-app-password");
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    let requests = account.sim().requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert!(!requests[0].authorized);
+    let message = text(&output).to_lowercase();
+    assert!(message.contains("app password"), "{message}");
+    assert!(message.contains("username"), "{message}");
+}
+
+#[test]
+fn test_connection_reports_who_and_what() {
+    let account = Account::sample();
+    let output = host_runner(&account, &["test-connection", "--json"], PASSWORD);
+    assert!(output.status.success(), "{}", text(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["user_id"], "alice");
+    assert_eq!(report["display_name"], "Alice Ångström");
+    assert_eq!(report["email"], "alice@example.test");
+    assert!(
+        report["server_version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("32")),
+        "{report}"
+    );
+}
+
+#[test]
+fn a_bad_base_url_is_a_config_error() {
+    let account = Account::new(SimOptions::default());
+    std::fs::write(
+        &account.config_path,
+        "base_url = \"cloud.example.com\"\nusername = \"alice\"\ndatabase = \"x.sqlite\"\n",
+    )
+    .unwrap();
+    let output = host_runner(&account, &["sync"], PASSWORD);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(text(&output).contains("http"), "{}", text(&output));
+}
+
+#[test]
+fn the_demo_runs_end_to_end() {
+    let output = Command::new(env!("CARGO_BIN_EXE_host-runner-e2e"))
+        .args(["demo", "--json", "--component"])
+        .arg(tests::connector_wasm())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(!String::from_utf8_lossy(&output.stdout).trim().is_empty());
+}
