@@ -12,10 +12,11 @@ use crate::http::{
     sabre_error,
 };
 use crate::props::{
-    MULTISTATUS_CLOSE, MULTISTATUS_OPEN, Owner, Selection, parse_propfind, write_foreign_home,
+    MULTISTATUS_CLOSE, MULTISTATUS_OPEN, Selection, parse_propfind, write_foreign_home,
 };
-use crate::sim::{SimOptions, Simulator};
-use crate::tree::{Kind, Tree, segments};
+use crate::sim::Simulator;
+use crate::tree::{Kind, segments};
+use crate::view::{Ctx, UserView};
 use crate::walk::{Render, Walk};
 
 /// Responses per chunk of a streamed multistatus (~250 KB of XML).
@@ -35,7 +36,7 @@ pub struct Target {
 
 pub async fn handle(
     sim: &Simulator,
-    opts: &SimOptions,
+    me: usize,
     method: &Method,
     target: Target,
     headers: &HeaderMap,
@@ -48,14 +49,20 @@ pub async fn handle(
             "The request path is not valid percent-encoded UTF-8",
         );
     };
-    if target.user != opts.user_id {
+    if target.user != sim.lock().users[me].spec.user_id {
         return foreign(method, &target, &path, headers, body).await;
     }
     match method.as_str() {
-        "PROPFIND" => propfind(sim, opts, &target, &path, headers, body).await,
-        "GET" => get(sim, &path, headers, false),
-        "HEAD" => get(sim, &path, headers, true),
+        "PROPFIND" => propfind(sim, me, &target, &path, headers, body).await,
+        "GET" => get(sim, me, &path, headers, false),
+        "HEAD" => get(sim, me, &path, headers, true),
         "OPTIONS" => options(),
+        // SEARCH is only answered at the DAV root (the search arbiter).
+        "SEARCH" => sabre_error(
+            StatusCode::NOT_IMPLEMENTED,
+            "Sabre\\DAV\\Exception\\NotImplemented",
+            "There was no plugin in the system that was willing to handle this SEARCH method.",
+        ),
         other => sabre_error(
             StatusCode::NOT_IMPLEMENTED,
             "Sabre\\DAV\\Exception\\NotImplemented",
@@ -85,35 +92,6 @@ fn depth(headers: &HeaderMap) -> Depth {
 fn minimal(headers: &HeaderMap) -> bool {
     header_str(headers, "prefer").is_some_and(|p| p.contains("return=minimal"))
         || header_str(headers, "brief").is_some_and(|b| b.trim().eq_ignore_ascii_case("t"))
-}
-
-/// Finds a live node, or the message Sabre's NotFound would carry.
-fn lookup(tree: &Tree, path: &str) -> Result<u64, String> {
-    let mut id = tree.root;
-    let mut walked = String::new();
-    for seg in segments(path) {
-        let node = tree.node(id).expect("walked from the root");
-        let Some(children) = node.children() else {
-            return Err(format!(
-                "Could not find node at path: {}",
-                path.trim_start_matches('/')
-            ));
-        };
-        match children.get(seg) {
-            Some(&child) => id = child,
-            None => {
-                let dir = if walked.is_empty() {
-                    "/"
-                } else {
-                    walked.as_str()
-                };
-                return Err(format!("File with name {dir}/{seg} could not be located"));
-            }
-        }
-        walked.push('/');
-        walked.push_str(seg);
-    }
-    Ok(id)
 }
 
 async fn read_body(body: Body) -> Result<Bytes, Resp> {
@@ -147,7 +125,7 @@ fn multistatus_builder() -> axum::http::response::Builder {
 
 async fn propfind(
     sim: &Simulator,
-    opts: &SimOptions,
+    me: usize,
     target: &Target,
     path: &str,
     headers: &HeaderMap,
@@ -166,10 +144,10 @@ async fn propfind(
             FINITE_DEPTH_BODY,
         );
     }
-    let (start, href) = {
+    let (start, ctx, href) = {
         let st = sim.lock();
-        let id = match lookup(&st.tree, path) {
-            Ok(id) => id,
+        let (id, ctx) = match UserView::new(&st, me).resolve(path) {
+            Ok(found) => found,
             Err(msg) => {
                 return with_dav_headers(sabre_error(StatusCode::NOT_FOUND, NOT_FOUND, &msg));
             }
@@ -182,7 +160,7 @@ async fn propfind(
                 href.push('/');
             }
         }
-        (id, href)
+        (id, ctx, href)
     };
     let max_depth = match depth {
         Depth::Infinity => None,
@@ -190,8 +168,8 @@ async fn propfind(
     };
     let body = stream_multistatus(
         sim.clone(),
-        opts,
-        start,
+        me,
+        (start, ctx),
         href,
         max_depth,
         sel,
@@ -211,31 +189,26 @@ fn with_dav_headers(mut resp: Resp) -> Resp {
 /// million-entry answer never exists in memory as a whole.
 fn stream_multistatus(
     sim: Simulator,
-    opts: &SimOptions,
-    start: u64,
+    me: usize,
+    start: (u64, Ctx),
     href: String,
     max_depth: Option<u32>,
     sel: Selection,
     minimal: bool,
 ) -> Body {
     let (tx, rx) = mpsc::channel::<Chunk>(4);
-    let owner_id = opts.user_id.clone();
-    let owner_name = opts.display_name.clone();
     tokio::task::spawn_blocking(move || {
         let render = Render {
             sel: &sel,
-            owner: Owner {
-                id: &owner_id,
-                display_name: &owner_name,
-            },
+            user: me,
             minimal,
         };
-        let mut walk = Walk::new(start, href, max_depth);
+        let mut walk = Walk::new(start.0, href, start.1, max_depth);
         let mut buf = String::from(MULTISTATUS_OPEN);
         loop {
             let done = {
                 let st = sim.lock();
-                walk.step(&st.tree, &mut buf, ENTRIES_PER_CHUNK, &render)
+                walk.step(&st, &mut buf, ENTRIES_PER_CHUNK, &render)
             };
             if done {
                 buf.push_str(MULTISTATUS_CLOSE);
@@ -334,11 +307,11 @@ fn parse_range(value: &str) -> Option<(Option<u64>, Option<u64>)> {
     }
 }
 
-fn get(sim: &Simulator, path: &str, headers: &HeaderMap, head: bool) -> Resp {
+fn get(sim: &Simulator, me: usize, path: &str, headers: &HeaderMap, head: bool) -> Resp {
     let (content, etag, mtime, name, checksum) = {
         let st = sim.lock();
-        let id = match lookup(&st.tree, path) {
-            Ok(id) => id,
+        let id = match UserView::new(&st, me).resolve(path) {
+            Ok((id, _)) => id,
             Err(msg) => return sabre_error(StatusCode::NOT_FOUND, NOT_FOUND, &msg),
         };
         let node = st.tree.node(id).expect("found");

@@ -20,4 +20,12 @@ pub enum SimError {
     NotInTrash(u64),
     #[error("the root folder cannot be moved or deleted")]
     Root,
+    #[error("no such user: {0}")]
+    UnknownUser(String),
+    #[error("no such share: {0}")]
+    UnknownShare(u64),
+    #[error("invalid share: {0}")]
+    InvalidShare(String),
+    #[error("the share does not allow this: {0}")]
+    PermissionDenied(String),
 }

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::content::splitmix64;
 use crate::encode::xml_text;
-use crate::sim::SimOptions;
+use crate::sim::State;
 
 pub type Resp = Response<Body>;
 
@@ -85,26 +85,31 @@ pub enum Auth {
     Ok,
 }
 
-pub fn check_auth(headers: &HeaderMap, opts: &SimOptions) -> Auth {
+/// Basic auth against every account; the index of the user on success.
+pub fn check_auth(headers: &HeaderMap, st: &State) -> (Auth, Option<usize>) {
     let Some(value) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
     else {
-        return Auth::Missing;
+        return (Auth::Missing, None);
     };
     let Some((scheme, token)) = value.trim().split_once(' ') else {
-        return Auth::Wrong;
+        return (Auth::Wrong, None);
     };
     if !scheme.eq_ignore_ascii_case("basic") {
-        return Auth::Wrong;
+        return (Auth::Wrong, None);
     }
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(token.trim())
         .ok()
         .and_then(|b| String::from_utf8(b).ok());
-    match decoded.as_deref().and_then(|d| d.split_once(':')) {
-        Some((login, password)) if login == opts.login && password == opts.app_password => Auth::Ok,
-        _ => Auth::Wrong,
+    match decoded
+        .as_deref()
+        .and_then(|d| d.split_once(':'))
+        .and_then(|(login, password)| st.authenticate(login, password))
+    {
+        Some(idx) => (Auth::Ok, Some(idx)),
+        None => (Auth::Wrong, None),
     }
 }
 

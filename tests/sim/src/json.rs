@@ -34,6 +34,16 @@ pub fn strs(v: &[&str]) -> J {
 }
 
 impl J {
+    /// PHP's `$a[$k] = $v`: replaces in place, or appends a new key.
+    pub fn set(&mut self, key: &str, value: J) {
+        if let J::Obj(fields) = self {
+            match fields.iter_mut().find(|(k, _)| k == key) {
+                Some(slot) => slot.1 = value,
+                None => fields.push((key.to_string(), value)),
+            }
+        }
+    }
+
     pub fn to_json(&self) -> String {
         let mut out = String::new();
         self.write_json(&mut out);

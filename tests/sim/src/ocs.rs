@@ -5,7 +5,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 
 use crate::http::{Auth, Resp, builder, finish, header_str, hv};
 use crate::json::{J, obj, s, strs};
-use crate::sim::SimOptions;
+use crate::sim::UserSpec;
 
 const CSP_OCS: &str =
     "default-src 'none';base-uri 'none';manifest-src 'self';frame-ancestors 'none'";
@@ -31,28 +31,93 @@ pub fn status() -> Resp {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Format {
+pub enum OcsFormat {
     Json,
     Xml,
 }
 
 /// OCS answers XML unless `format=json` or an `Accept: application/json`.
-fn format(query: &str, headers: &HeaderMap) -> Format {
+pub fn format(query: &str, headers: &HeaderMap) -> OcsFormat {
     for pair in query.split('&') {
         match pair {
-            "format=json" => return Format::Json,
-            "format=xml" => return Format::Xml,
+            "format=json" => return OcsFormat::Json,
+            "format=xml" => return OcsFormat::Xml,
             _ => {}
         }
     }
     if header_str(headers, "accept").is_some_and(|a| a.contains("application/json")) {
-        Format::Json
+        OcsFormat::Json
     } else {
-        Format::Xml
+        OcsFormat::Xml
     }
 }
 
-fn ocs_response(
+/// The headers every OCS answer has, up to `X-User-Id`.
+pub fn ocs_builder(status: StatusCode, user: Option<&str>) -> axum::http::response::Builder {
+    let mut b = builder(status)
+        .header(header::CACHE_CONTROL, "no-cache, no-store, must-revalidate")
+        .header("Content-Security-Policy", CSP_OCS)
+        .header("Feature-Policy", FEATURE_POLICY);
+    if status == StatusCode::UNAUTHORIZED {
+        b = b.header(
+            header::WWW_AUTHENTICATE,
+            "Basic realm=\"Authorisation Required\"",
+        );
+    }
+    if let Some(u) = user {
+        b = b.header("X-User-Id", hv(u));
+    }
+    b
+}
+
+pub fn ocs_ok(data: J, query: &str, headers: &HeaderMap, user: &str) -> Resp {
+    ocs_response(
+        StatusCode::OK,
+        ("ok", 200, "OK"),
+        data,
+        query,
+        headers,
+        Some(user),
+    )
+}
+
+/// An OCS v2 error: the HTTP status doubles as `statuscode`.
+pub fn ocs_failure(
+    status: StatusCode,
+    message: &str,
+    query: &str,
+    headers: &HeaderMap,
+    user: &str,
+) -> Resp {
+    ocs_response(
+        status,
+        ("failure", status.as_u16() as i64, message),
+        J::Arr(vec![]),
+        query,
+        headers,
+        Some(user),
+    )
+}
+
+/// The AppFramework CSRF check: OCS calls need `OCS-APIRequest: true`.
+pub fn csrf_check(headers: &HeaderMap, user: &str) -> Option<Resp> {
+    let has_ocs_header = header_str(headers, "ocs-apirequest")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    if has_ocs_header {
+        return None;
+    }
+    Some(finish(
+        builder(StatusCode::PRECONDITION_FAILED)
+            .header(header::CACHE_CONTROL, "no-cache, no-store, must-revalidate")
+            .header("Content-Security-Policy", CSP_OCS)
+            .header("Feature-Policy", FEATURE_POLICY)
+            .header("X-User-Id", hv(user))
+            .header(header::CONTENT_TYPE, "application/json; charset=utf-8"),
+        obj([("message", s("CSRF check failed"))]).to_json(),
+    ))
+}
+
+pub fn ocs_response(
     status: StatusCode,
     meta: (&str, i64, &str),
     data: J,
@@ -71,25 +136,13 @@ fn ocs_response(
         ),
         ("data", data),
     ]);
-    let mut b = builder(status)
-        .header(header::CACHE_CONTROL, "no-cache, no-store, must-revalidate")
-        .header("Content-Security-Policy", CSP_OCS)
-        .header("Feature-Policy", FEATURE_POLICY);
-    if status == StatusCode::UNAUTHORIZED {
-        b = b.header(
-            header::WWW_AUTHENTICATE,
-            "Basic realm=\"Authorisation Required\"",
-        );
-    }
-    if let Some(u) = user {
-        b = b.header("X-User-Id", hv(u));
-    }
+    let b = ocs_builder(status, user);
     match format(query, headers) {
-        Format::Json => finish(
+        OcsFormat::Json => finish(
             b.header(header::CONTENT_TYPE, "application/json; charset=utf-8"),
             obj([("ocs", inner)]).to_json(),
         ),
-        Format::Xml => finish(
+        OcsFormat::Xml => finish(
             b.header(header::CONTENT_TYPE, "application/xml; charset=utf-8"),
             inner.to_ocs_xml(),
         ),
@@ -130,7 +183,8 @@ pub fn capabilities(
     query: &str,
     headers: &HeaderMap,
     auth: Auth,
-    user: &str,
+    user: Option<&str>,
+    activity: bool,
 ) -> Resp {
     let version = obj([
         ("major", J::Int(32)),
@@ -205,7 +259,7 @@ pub fn capabilities(
         ("version_labeling", J::Bool(true)),
         ("version_deletion", J::Bool(true)),
     ]);
-    let caps = obj([
+    let mut caps = obj([
         ("core", core),
         (
             "bruteforce",
@@ -240,8 +294,18 @@ pub fn capabilities(
             ]),
         ),
     ]);
+    if let J::Obj(fields) = &mut caps {
+        if !activity {
+            fields.retain(|(k, _)| k != "activity");
+        }
+        let pos = fields
+            .iter()
+            .position(|(k, _)| k == "theming")
+            .unwrap_or(fields.len());
+        fields.insert(pos, ("files_sharing".to_string(), files_sharing()));
+    }
     let data = obj([("version", version), ("capabilities", caps)]);
-    let user = (auth == Auth::Ok).then_some(user);
+    let user = if auth == Auth::Ok { user } else { None };
     let mut resp = ocs_response(
         StatusCode::OK,
         ("ok", 200, "OK"),
@@ -255,26 +319,85 @@ pub fn capabilities(
     resp
 }
 
+/// The `files_sharing` capabilities as captured.
+fn files_sharing() -> J {
+    let enabled = |on: bool| obj([("enabled", J::Bool(on))]);
+    obj([
+        ("api_enabled", J::Bool(true)),
+        (
+            "public",
+            obj([
+                ("enabled", J::Bool(true)),
+                (
+                    "password",
+                    obj([
+                        ("enforced", J::Bool(false)),
+                        ("askForOptionalPassword", J::Bool(false)),
+                    ]),
+                ),
+                ("expire_date", enabled(false)),
+                ("multiple_links", J::Bool(true)),
+                ("expire_date_internal", enabled(false)),
+                ("expire_date_remote", enabled(false)),
+                ("send_mail", J::Bool(false)),
+                ("upload", J::Bool(true)),
+                ("upload_files_drop", J::Bool(true)),
+                ("custom_tokens", J::Bool(false)),
+            ]),
+        ),
+        ("resharing", J::Bool(true)),
+        (
+            "user",
+            obj([
+                ("send_mail", J::Bool(false)),
+                ("expire_date", enabled(true)),
+            ]),
+        ),
+        ("group_sharing", J::Bool(true)),
+        (
+            "group",
+            obj([("enabled", J::Bool(true)), ("expire_date", enabled(true))]),
+        ),
+        ("default_permissions", J::Int(31)),
+        (
+            "federation",
+            obj([
+                ("outgoing", J::Bool(true)),
+                ("incoming", J::Bool(true)),
+                ("expire_date", enabled(true)),
+                ("expire_date_supported", enabled(true)),
+            ]),
+        ),
+        (
+            "sharee",
+            obj([
+                ("query_lookup_default", J::Bool(false)),
+                ("always_show_unique", J::Bool(true)),
+            ]),
+        ),
+        (
+            "sharebymail",
+            obj([
+                ("enabled", J::Bool(true)),
+                ("send_password_by_mail", J::Bool(true)),
+                ("upload_files_drop", enabled(true)),
+                (
+                    "password",
+                    obj([("enabled", J::Bool(true)), ("enforced", J::Bool(false))]),
+                ),
+                (
+                    "expire_date",
+                    obj([("enabled", J::Bool(true)), ("enforced", J::Bool(false))]),
+                ),
+            ]),
+        ),
+    ])
+}
+
 /// `cloud/user`: needs auth, then the `OCS-APIRequest` header (CSRF check).
-pub fn user(
-    opts: &SimOptions,
-    used: u64,
-    login_time: i64,
-    query: &str,
-    headers: &HeaderMap,
-) -> Resp {
-    let has_ocs_header = header_str(headers, "ocs-apirequest")
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
-    if !has_ocs_header {
-        return finish(
-            builder(StatusCode::PRECONDITION_FAILED)
-                .header(header::CACHE_CONTROL, "no-cache, no-store, must-revalidate")
-                .header("Content-Security-Policy", CSP_OCS)
-                .header("Feature-Policy", FEATURE_POLICY)
-                .header("X-User-Id", hv(&opts.user_id))
-                .header(header::CONTENT_TYPE, "application/json; charset=utf-8"),
-            obj([("message", s("CSRF check failed"))]).to_json(),
-        );
+pub fn user(opts: &UserSpec, used: u64, login_time: i64, query: &str, headers: &HeaderMap) -> Resp {
+    if let Some(resp) = csrf_check(headers, &opts.user_id) {
+        return resp;
     }
     let local = |k: &str| [(k.to_string(), s("")), (format!("{k}Scope"), s("v2-local"))];
     let mut fields: Vec<(String, J)> = vec![

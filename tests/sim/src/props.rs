@@ -133,7 +133,7 @@ pub enum Prop {
 }
 
 impl Prop {
-    fn from_name(ns: &str, local: &str) -> Prop {
+    pub fn from_name(ns: &str, local: &str) -> Prop {
         match KNOWN.iter().find(|e| e.1 == ns && e.2 == local) {
             Some(e) => Prop::Known(e.0),
             None => Prop::Other {
@@ -230,10 +230,19 @@ pub fn parse_propfind(body: &[u8]) -> Result<Selection, String> {
     })
 }
 
-/// Who owns the nodes, for the owner properties.
-pub struct Owner<'a> {
-    pub id: &'a str,
-    pub display_name: &'a str,
+/// How one node looks to the requesting user: its owner, its permission
+/// letters, the types of shares the user made on it, and (for a home root
+/// with share mounts below it) the mount-inclusive etag, size and mtime.
+pub struct NodeView<'a> {
+    pub owner_id: &'a str,
+    pub owner_name: &'a str,
+    pub permissions: &'a str,
+    pub share_types: Vec<u8>,
+    /// The mount point's name, for the root of a received share.
+    pub name: Option<&'a str>,
+    pub etag: Option<String>,
+    pub size: Option<u64>,
+    pub mtime: Option<i64>,
 }
 
 pub const INSTANCE_ID: &str = "ocsim00001";
@@ -263,7 +272,7 @@ fn available(k: Known, node: &Node) -> bool {
     }
 }
 
-fn write_known(out: &mut String, k: Known, node: &Node, owner: &Owner, id: u64) {
+fn write_known(out: &mut String, k: Known, node: &Node, nv: &NodeView, id: u64) {
     let q = qname(k);
     let open = |out: &mut String| {
         out.push('<');
@@ -285,7 +294,15 @@ fn write_known(out: &mut String, k: Known, node: &Node, owner: &Owner, id: u64) 
             return;
         }
         Known::ShareTypes => {
-            out.push_str("<oc:share-types/>");
+            if nv.share_types.is_empty() {
+                out.push_str("<oc:share-types/>");
+            } else {
+                out.push_str("<oc:share-types>");
+                for t in &nv.share_types {
+                    let _ = write!(out, "<oc:share-type>{t}</oc:share-type>");
+                }
+                out.push_str("</oc:share-types>");
+            }
             return;
         }
         _ => {}
@@ -294,11 +311,17 @@ fn write_known(out: &mut String, k: Known, node: &Node, owner: &Owner, id: u64) 
     match k {
         Known::GetEtag => {
             out.push_str("&quot;");
-            out.push_str(&node.etag());
+            match &nv.etag {
+                Some(e) => out.push_str(e),
+                None => out.push_str(&node.etag()),
+            }
             out.push_str("&quot;");
         }
-        Known::GetLastModified => out.push_str(&http_date(node.mtime)),
-        Known::GetContentLength | Known::Size | Known::QuotaUsedBytes => {
+        Known::GetLastModified => out.push_str(&http_date(nv.mtime.unwrap_or(node.mtime))),
+        Known::Size => {
+            let _ = write!(out, "{}", nv.size.unwrap_or(node.size));
+        }
+        Known::GetContentLength | Known::QuotaUsedBytes => {
             let _ = write!(out, "{}", node.size);
         }
         Known::QuotaAvailableBytes => out.push_str("-3"),
@@ -308,7 +331,7 @@ fn write_known(out: &mut String, k: Known, node: &Node, owner: &Owner, id: u64) 
             let name = if node.parent.is_none() {
                 "files"
             } else {
-                &node.name
+                nv.name.unwrap_or(&node.name)
             };
             xml_text(out, name);
         }
@@ -318,15 +341,15 @@ fn write_known(out: &mut String, k: Known, node: &Node, owner: &Owner, id: u64) 
         Known::Id => {
             let _ = write!(out, "{id:08}{INSTANCE_ID}");
         }
-        Known::Permissions => out.push_str(node.permissions()),
+        Known::Permissions => out.push_str(nv.permissions),
         Known::CreationTime => out.push('0'),
         Known::UploadTime => {
             if let Kind::File { upload_time, .. } = node.kind {
                 let _ = write!(out, "{upload_time}");
             }
         }
-        Known::OwnerId => xml_text(out, owner.id),
-        Known::OwnerDisplayName => xml_text(out, owner.display_name),
+        Known::OwnerId => xml_text(out, nv.owner_id),
+        Known::OwnerDisplayName => xml_text(out, nv.owner_name),
         Known::ShareAttributes => out.push_str("[]"),
         Known::Checksums => {
             if let Kind::File {
@@ -397,7 +420,7 @@ pub fn write_response(
     id: u64,
     node: &Node,
     sel: &Selection,
-    owner: &Owner,
+    nv: &NodeView,
     minimal: bool,
 ) {
     out.push_str("<d:response><d:href>");
@@ -414,14 +437,14 @@ pub fn write_response(
                 ALLPROP_FILE
             };
             for &k in list {
-                write_known(&mut found, k, node, owner, id);
+                write_known(&mut found, k, node, nv, id);
             }
         }
         Selection::Props(props) => {
             for p in props {
                 match p {
                     Prop::Known(k) if available(*k, node) => {
-                        write_known(&mut found, *k, node, owner, id)
+                        write_known(&mut found, *k, node, nv, id)
                     }
                     _ => write_empty(&mut missing, p, &mut adhoc),
                 }

@@ -15,8 +15,8 @@ use tokio::sync::oneshot;
 use crate::dav::{self, Target};
 use crate::encode::href_segment;
 use crate::http::{Auth, Resp, builder, check_auth, dav_unauthorized, finish, sabre_error};
-use crate::ocs;
 use crate::sim::{RequestLog, SimOptions, Simulator};
+use crate::{activity, ocs, search, share};
 
 pub struct Server {
     base_url: String,
@@ -110,9 +110,11 @@ async fn handle(sim: Simulator, req: Request) -> Resp {
         .get("depth")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let opts = sim.lock().opts.clone();
-    let auth = check_auth(req.headers(), &opts);
-    let resp = route(&sim, req, auth, &opts).await;
+    let (opts, (auth, me)) = {
+        let st = sim.lock();
+        (st.opts.clone(), check_auth(req.headers(), &st))
+    };
+    let resp = route(&sim, req, auth, me, &opts).await;
     sim.record(RequestLog {
         method: method.to_string(),
         path: raw,
@@ -123,7 +125,13 @@ async fn handle(sim: Simulator, req: Request) -> Resp {
     resp
 }
 
-async fn route(sim: &Simulator, req: Request, auth: Auth, opts: &SimOptions) -> Resp {
+async fn route(
+    sim: &Simulator,
+    req: Request,
+    auth: Auth,
+    me: Option<usize>,
+    opts: &SimOptions,
+) -> Resp {
     let (parts, body) = req.into_parts();
     let full_path = parts.uri.path();
     let query = parts.uri.query().unwrap_or("");
@@ -133,45 +141,86 @@ async fn route(sim: &Simulator, req: Request, auth: Auth, opts: &SimOptions) -> 
     };
     let method = &parts.method;
     let get_like = *method == Method::GET || *method == Method::HEAD;
+    let me_id = me.map(|i| sim.lock().users[i].spec.user_id.clone());
 
     if path == "/status.php" && get_like {
         return ocs::status();
     }
-    if let Some(ocs_path) = path
-        .strip_prefix("/ocs/v2.php")
-        .or_else(|| path.strip_prefix("/ocs/v1.php"))
-    {
+    for script in ["/ocs/v2.php", "/ocs/v1.php"] {
+        let Some(ocs_path) = path.strip_prefix(script) else {
+            continue;
+        };
         if ocs_path == "/cloud/capabilities" && get_like {
             let base = base_url(headers, &opts.subpath);
-            return ocs::capabilities(&base, query, headers, auth, &opts.user_id);
+            let activity = sim.lock().activity.enabled;
+            return ocs::capabilities(&base, query, headers, auth, me_id.as_deref(), activity);
         }
-        if auth != Auth::Ok {
+        let (Auth::Ok, Some(me), Some(user)) = (auth, me, me_id.as_deref()) else {
             return ocs::unauthorized(query, headers);
-        }
+        };
         if ocs_path == "/cloud/user" && get_like {
-            let (used, started) = {
+            let (spec, used, started) = {
                 let st = sim.lock();
-                (st.tree.node(st.tree.root).map_or(0, |n| n.size), st.started)
+                let u = &st.users[me];
+                (
+                    u.spec.clone(),
+                    st.tree.node(u.root).map_or(0, |n| n.size),
+                    st.started,
+                )
             };
-            return ocs::user(opts, used, started, query, headers);
+            return ocs::user(&spec, used, started, query, headers);
         }
-        return ocs::not_found(query, headers, &opts.user_id);
+        if let Some(rest) = ocs_path.strip_prefix("/apps/activity/api/v2/activity")
+            && (rest.is_empty() || rest.starts_with('/'))
+            && get_like
+            && sim.lock().activity.enabled
+        {
+            let base = base_url(headers, &opts.subpath);
+            return activity::handle(sim, me, script, rest, query, headers, &base);
+        }
+        if let Some(rest) = ocs_path.strip_prefix("/apps/files_sharing/api/v1/shares")
+            && (rest.is_empty() || rest.starts_with('/'))
+        {
+            if let Some(resp) = ocs::csrf_check(headers, user) {
+                return resp;
+            }
+            let bytes = axum::body::to_bytes(body, 1 << 20)
+                .await
+                .unwrap_or_default();
+            let base = base_url(headers, &opts.subpath);
+            return share::api::handle(sim, me, method, rest, query, headers, &bytes, &base);
+        }
+        return ocs::not_found(query, headers, user);
     }
     if path == "/remote.php/webdav"
         || path.starts_with("/remote.php/webdav/")
         || path.starts_with("/remote.php/dav")
     {
-        if auth != Auth::Ok {
+        let (Auth::Ok, Some(me), Some(user)) = (auth, me, me_id.as_deref()) else {
             return dav_unauthorized(auth);
+        };
+        if (path == "/remote.php/dav" || path == "/remote.php/dav/") && method.as_str() == "SEARCH"
+        {
+            let bytes = match axum::body::to_bytes(body, 1 << 20).await {
+                Ok(b) => b,
+                Err(e) => {
+                    return sabre_error(
+                        StatusCode::BAD_REQUEST,
+                        "Sabre\\DAV\\Exception\\BadRequest",
+                        &e.to_string(),
+                    );
+                }
+            };
+            return search::handle(sim, me, &opts.subpath, &bytes);
         }
-        let Some(target) = dav_target(path, &opts.subpath, &opts.user_id) else {
+        let Some(target) = dav_target(path, &opts.subpath, user) else {
             return sabre_error(
                 StatusCode::NOT_FOUND,
                 "Sabre\\DAV\\Exception\\NotFound",
                 "The simulator only serves files/{user}/ below /remote.php/dav",
             );
         };
-        return dav::handle(sim, opts, method, target, headers, body).await;
+        return dav::handle(sim, me, method, target, headers, body).await;
     }
     plain_not_found()
 }

@@ -110,6 +110,8 @@ pub struct Change {
 
 struct TrashEntry {
     original_path: String,
+    /// The home folder the node was deleted from.
+    home: u64,
 }
 
 pub(crate) enum Op<'a> {
@@ -142,6 +144,12 @@ pub(crate) enum Op<'a> {
     },
     Restore {
         id: u64,
+    },
+    /// A deep copy with new fileids; files and folders keep their mtime.
+    Copy {
+        id: u64,
+        new_parent: u64,
+        new_name: &'a str,
     },
 }
 
@@ -182,14 +190,20 @@ impl Index<&u64> for Nodes {
 
 pub(crate) struct Tree {
     pub nodes: Nodes,
+    /// The first user's home folder.
     pub root: u64,
+    /// Every user's home folder (parentless, like trashed subtrees, but live).
+    homes: Vec<u64>,
     next_id: u64,
     next_stamp: u64,
     trash: BTreeMap<u64, TrashEntry>,
-    changes: Vec<Change>,
+    /// Each change with the home folder it happened in.
+    changes: Vec<(u64, Change)>,
     /// Off while generating a large pre-existing tree: such files predate the
     /// activity history (like files older than the activity retention).
     pub record_changes: bool,
+    /// Added to the wall clock, so tests can let hours pass.
+    pub clock_offset: i64,
 }
 
 pub fn now() -> i64 {
@@ -252,41 +266,91 @@ impl Tree {
         Tree {
             nodes,
             root,
+            homes: vec![root],
             next_id: root + 1,
             next_stamp: 1,
             trash: BTreeMap::new(),
             changes: Vec::new(),
             record_changes: true,
+            clock_offset: 0,
         }
     }
 
-    pub fn node(&self, id: u64) -> Option<&Node> {
-        self.nodes.get(&id)
+    /// The simulated clock: the wall clock plus the test-controlled offset.
+    pub fn now(&self) -> i64 {
+        now() + self.clock_offset
     }
 
-    /// A live node by decoded path.
-    pub fn resolve(&self, path: &str) -> Option<u64> {
-        let mut id = self.root;
+    /// A new, empty home folder for another user.
+    pub fn add_home(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        let stamp = self.bump();
+        self.nodes.push(
+            id,
+            Node {
+                name: Arc::from(""),
+                parent: None,
+                stamp,
+                mtime: self.now(),
+                size: 0,
+                kind: Kind::Folder {
+                    children: BTreeMap::new(),
+                },
+            },
+        );
+        self.homes.push(id);
+        id
+    }
+
+    pub fn is_home(&self, id: u64) -> bool {
+        self.homes.contains(&id)
+    }
+
+    /// The topmost ancestor (or the node itself): a home, or a trashed subtree's top.
+    pub fn top_of(&self, id: u64) -> u64 {
+        let mut cur = id;
+        while let Some(p) = self.nodes.get(&cur).and_then(|n| n.parent) {
+            cur = p;
+        }
+        cur
+    }
+
+    /// The home folder a live node is in; `None` for trashed or unknown nodes.
+    pub fn home_of(&self, id: u64) -> Option<u64> {
+        self.nodes.get(&id)?;
+        let top = self.top_of(id);
+        self.is_home(top).then_some(top)
+    }
+
+    /// Whether `ancestor` is `id` or one of its ancestors.
+    pub fn is_ancestor_or_self(&self, ancestor: u64, id: u64) -> bool {
+        let mut cur = Some(id);
+        while let Some(c) = cur {
+            if c == ancestor {
+                return true;
+            }
+            cur = self.nodes.get(&c).and_then(|n| n.parent);
+        }
+        false
+    }
+
+    /// A live node by decoded path below `start` (a folder id).
+    pub fn resolve_from(&self, start: u64, path: &str) -> Option<u64> {
+        let mut id = start;
         for seg in segments(path) {
             id = *self.nodes.get(&id)?.children()?.get(seg)?;
         }
         Some(id)
     }
 
-    /// The parent folder's id and the last segment of `path`.
-    pub fn resolve_parent<'p>(&self, path: &'p str) -> Result<(u64, &'p str), SimError> {
-        let trimmed = path.trim_end_matches('/');
-        let (dir, name) = trimmed.rsplit_once('/').unwrap_or(("", trimmed));
-        if name.is_empty() {
-            return Err(SimError::Root);
-        }
-        let parent = self
-            .resolve(dir)
-            .ok_or_else(|| SimError::ParentMissing(path.to_string()))?;
-        if !self.nodes[&parent].is_folder() {
-            return Err(SimError::NotAFolder(dir.to_string()));
-        }
-        Ok((parent, name))
+    /// The trashed node's home, if `id` is the top of a trashed subtree.
+    pub fn trash_home(&self, id: u64) -> Option<u64> {
+        self.trash.get(&id).map(|t| t.home)
+    }
+
+    pub fn node(&self, id: u64) -> Option<&Node> {
+        self.nodes.get(&id)
     }
 
     /// Decoded path of a live node ("/" for the root).
@@ -313,36 +377,13 @@ impl Tree {
         out
     }
 
-    pub fn changes(&self) -> &[Change] {
-        &self.changes
-    }
-
-    pub fn entry(&self, id: u64, path: String) -> SimEntry {
-        let node = &self.nodes[&id];
-        SimEntry {
-            fileid: id,
-            path,
-            is_folder: node.is_folder(),
-            etag: node.etag(),
-            size: node.size,
-            modified: node.mtime,
-            permissions: node.permissions().to_string(),
-        }
-    }
-
-    /// Pre-order, children in byte order of their names, like the server.
-    pub fn listing(&self) -> Vec<SimEntry> {
-        let mut out = Vec::with_capacity(self.nodes.len());
-        let mut stack = vec![(self.root, "/".to_string())];
-        while let Some((id, path)) = stack.pop() {
-            if let Some(children) = self.nodes[&id].children() {
-                for (name, &child) in children.iter().rev() {
-                    stack.push((child, join(&path, name)));
-                }
-            }
-            out.push(self.entry(id, path));
-        }
-        out
+    /// The changes in one home folder, oldest first.
+    pub fn changes_in(&self, home: u64) -> Vec<Change> {
+        self.changes
+            .iter()
+            .filter(|(h, _)| *h == home)
+            .map(|(_, c)| c.clone())
+            .collect()
     }
 
     /// The stamp the next mutation will get; a cheap source of fresh seeds.
@@ -370,18 +411,21 @@ impl Tree {
     }
 
     /// Called after the change, so the new path is the node's current one.
-    fn log(&mut self, kind: ChangeKind, id: u64, old: Option<String>, t: i64) {
+    fn log(&mut self, home: u64, kind: ChangeKind, id: u64, old: Option<String>, t: i64) {
         if self.record_changes {
             let is_folder = self.nodes[&id].is_folder();
             let new = (kind != ChangeKind::Deleted).then(|| self.path_of(id));
-            self.changes.push(Change {
-                kind,
-                fileid: id,
-                old_path: old,
-                new_path: new,
-                is_folder,
-                time: t,
-            });
+            self.changes.push((
+                home,
+                Change {
+                    kind,
+                    fileid: id,
+                    old_path: old,
+                    new_path: new,
+                    is_folder,
+                    time: t,
+                },
+            ));
         }
     }
 
@@ -406,7 +450,7 @@ impl Tree {
             .nodes
             .get(&id)
             .ok_or_else(|| SimError::NotFound(format!("fileid {id}")))?;
-        if node.parent.is_none() && id != self.root {
+        if node.parent.is_none() && !self.is_home(id) {
             return Err(SimError::NotFound(format!("fileid {id} (in trash)")));
         }
         Ok(node)
@@ -442,22 +486,24 @@ impl Tree {
     }
 
     /// Every mutation goes through here so propagation and the change log
-    /// cannot be forgotten. Returns the fileid of the node acted on.
+    /// cannot be forgotten. Returns the fileid of the node acted on (for a
+    /// copy, the new node).
     pub fn apply(&mut self, op: Op) -> Result<u64, SimError> {
-        let t = now();
+        let t = self.now();
         match op {
             Op::Mkdir { parent, name } => {
                 validate_name(name)?;
                 if self.folder_children_mut(parent)?.contains_key(name) {
                     return Err(SimError::Exists(self.child_path(parent, name)));
                 }
+                let home = self.live_home(parent)?;
                 let stamp = self.bump();
                 let kind = Kind::Folder {
                     children: BTreeMap::new(),
                 };
                 let id = self.insert_child(parent, name, kind, 0, stamp, t);
                 self.propagate(parent, stamp, t, 0);
-                self.log(ChangeKind::Created, id, None, t);
+                self.log(home, ChangeKind::Created, id, None, t);
                 Ok(id)
             }
             Op::Put {
@@ -468,6 +514,7 @@ impl Tree {
             } => {
                 validate_name(name)?;
                 let existing = self.folder_children_mut(parent)?.get(name).copied();
+                let home = self.live_home(parent)?;
                 let stamp = self.bump();
                 let size = content.size();
                 let mtime = mtime.unwrap_or(t);
@@ -488,12 +535,12 @@ impl Tree {
                     node.stamp = stamp;
                     node.mtime = mtime;
                     self.propagate(parent, stamp, t, delta);
-                    self.log(ChangeKind::Changed, id, None, t);
+                    self.log(home, ChangeKind::Changed, id, None, t);
                     Ok(id)
                 } else {
                     let id = self.insert_child(parent, name, kind, size, stamp, mtime);
                     self.propagate(parent, stamp, t, size as i64);
-                    self.log(ChangeKind::Created, id, None, t);
+                    self.log(home, ChangeKind::Created, id, None, t);
                     Ok(id)
                 }
             }
@@ -531,7 +578,7 @@ impl Tree {
                 new_parent,
                 new_name,
             } => {
-                if id == self.root {
+                if self.is_home(id) {
                     return Err(SimError::Root);
                 }
                 validate_name(new_name)?;
@@ -539,6 +586,12 @@ impl Tree {
                 let old_path = self.path_of(id);
                 let new_path = join(&self.path_of(new_parent), new_name);
                 self.live(new_parent)?;
+                let home = self.live_home(old_parent)?;
+                if self.home_of(new_parent) != Some(home) {
+                    return Err(SimError::InvalidMove(format!(
+                        "{old_path} to another user's storage ({new_path})"
+                    )));
+                }
                 let mut cur = Some(new_parent);
                 while let Some(c) = cur {
                     if c == id {
@@ -565,14 +618,15 @@ impl Tree {
                 node.name = name;
                 node.parent = Some(new_parent);
                 self.propagate(new_parent, stamp, t, size);
-                self.log(ChangeKind::Moved, id, Some(old_path), t);
+                self.log(home, ChangeKind::Moved, id, Some(old_path), t);
                 Ok(id)
             }
             Op::Delete { id } => {
-                if id == self.root {
+                if self.is_home(id) {
                     return Err(SimError::Root);
                 }
                 let parent = self.live(id)?.parent.expect("live non-root has a parent");
+                let home = self.live_home(parent)?;
                 let path = self.path_of(id);
                 let (name, size) = {
                     let n = &self.nodes[&id];
@@ -586,20 +640,22 @@ impl Tree {
                     id,
                     TrashEntry {
                         original_path: path.clone(),
+                        home,
                     },
                 );
-                self.log(ChangeKind::Deleted, id, Some(path), t);
+                self.log(home, ChangeKind::Deleted, id, Some(path), t);
                 Ok(id)
             }
             Op::Restore { id } => {
                 let entry = self.trash.remove(&id).ok_or(SimError::NotInTrash(id))?;
+                let home = entry.home;
                 let (dir, name) = entry.original_path.rsplit_once('/').unwrap_or(("", ""));
                 // Trashbin::restore falls back to the root when the original
                 // folder is gone, and picks "name (restored).ext" on a clash.
                 let parent = self
-                    .resolve(dir)
+                    .resolve_from(home, dir)
                     .filter(|p| self.nodes[p].is_folder())
-                    .unwrap_or(self.root);
+                    .unwrap_or(home);
                 let name = self.unique_restore_name(parent, name);
                 let size = self.nodes[&id].size as i64;
                 let stamp = self.bump();
@@ -609,10 +665,82 @@ impl Tree {
                 node.name = arc;
                 node.parent = Some(parent);
                 self.propagate(parent, stamp, t, size);
-                self.log(ChangeKind::Restored, id, None, t);
+                self.log(home, ChangeKind::Restored, id, None, t);
                 Ok(id)
             }
+            Op::Copy {
+                id,
+                new_parent,
+                new_name,
+            } => {
+                validate_name(new_name)?;
+                self.live(id)?;
+                self.live(new_parent)?;
+                let home = self.live_home(new_parent)?;
+                let new_path = join(&self.path_of(new_parent), new_name);
+                if self.is_ancestor_or_self(id, new_parent) {
+                    return Err(SimError::InvalidMove(format!(
+                        "{} into itself ({new_path})",
+                        self.path_of(id)
+                    )));
+                }
+                if self.folder_children_mut(new_parent)?.contains_key(new_name) {
+                    return Err(SimError::Exists(new_path));
+                }
+                let stamp = self.bump();
+                let size = self.nodes[&id].size as i64;
+                let copy = self.copy_subtree(id, new_parent, new_name, stamp);
+                self.propagate(new_parent, stamp, t, size);
+                self.log(home, ChangeKind::Created, copy, None, t);
+                Ok(copy)
+            }
         }
+    }
+
+    /// The home of a live folder, or why there is none.
+    fn live_home(&self, id: u64) -> Result<u64, SimError> {
+        self.live(id)?;
+        self.home_of(id)
+            .ok_or_else(|| SimError::NotFound(format!("fileid {id} (in trash)")))
+    }
+
+    /// Copies `id` (and everything below it) into `parent` as `name`.
+    fn copy_subtree(&mut self, id: u64, parent: u64, name: &str, stamp: u64) -> u64 {
+        let (kind, size, mtime, children) = {
+            let n = &self.nodes[&id];
+            match &n.kind {
+                Kind::File {
+                    content,
+                    checksum,
+                    upload_time,
+                } => (
+                    Kind::File {
+                        content: content.clone(),
+                        checksum: checksum.clone(),
+                        upload_time: *upload_time,
+                    },
+                    n.size,
+                    n.mtime,
+                    Vec::new(),
+                ),
+                Kind::Folder { children } => (
+                    Kind::Folder {
+                        children: BTreeMap::new(),
+                    },
+                    n.size,
+                    n.mtime,
+                    children
+                        .iter()
+                        .map(|(k, v)| (k.clone(), *v))
+                        .collect::<Vec<_>>(),
+                ),
+            }
+        };
+        let new = self.insert_child(parent, name, kind, size, stamp, mtime);
+        for (child_name, child) in children {
+            self.copy_subtree(child, new, &child_name, stamp);
+        }
+        new
     }
 
     fn unique_restore_name(&self, parent: u64, name: &str) -> String {

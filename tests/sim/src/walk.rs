@@ -2,13 +2,14 @@
 //! held per chunk, so the walk keeps a cursor (last child name per level)
 //! instead of iterators; a tree changed between chunks yields what a server
 //! paging through its database would: each node at most once, in order.
+//! The walk runs in one user's namespace, share mounts included.
 
-use std::ops::Bound;
 use std::sync::Arc;
 
 use crate::encode::href_segment;
-use crate::props::{Owner, Selection, write_response};
-use crate::tree::Tree;
+use crate::props::{Selection, write_response};
+use crate::sim::State;
+use crate::view::{Ctx, UserView};
 
 struct Frame {
     id: u64,
@@ -16,10 +17,11 @@ struct Frame {
     after: Option<Arc<str>>,
     /// Depth of this folder's children below the start node.
     level: u32,
+    ctx: Ctx,
 }
 
 pub struct Walk {
-    start: Option<(u64, String)>,
+    start: Option<(u64, String, Ctx)>,
     stack: Vec<Frame>,
     /// `None` is Depth: infinity.
     max_depth: Option<u32>,
@@ -27,27 +29,34 @@ pub struct Walk {
 
 pub struct Render<'a> {
     pub sel: &'a Selection,
-    pub owner: Owner<'a>,
+    /// Whose namespace is walked (an index into the users).
+    pub user: usize,
     pub minimal: bool,
 }
 
 impl Walk {
-    pub fn new(start: u64, href: String, max_depth: Option<u32>) -> Self {
+    pub fn new(start: u64, href: String, ctx: Ctx, max_depth: Option<u32>) -> Self {
         Walk {
-            start: Some((start, href)),
+            start: Some((start, href, ctx)),
             stack: Vec::new(),
             max_depth,
         }
     }
 
     /// Appends up to `budget` responses; true once the walk is complete.
-    pub fn step(&mut self, tree: &Tree, out: &mut String, budget: usize, r: &Render) -> bool {
+    pub fn step(&mut self, st: &State, out: &mut String, budget: usize, r: &Render) -> bool {
+        let view = UserView::new(st, r.user);
+        let tree = view.tree();
         let mut written = 0;
-        if let Some((id, href)) = self.start.take() {
+        if let Some((id, href, ctx)) = self.start.take() {
             let Some(node) = tree.node(id) else {
                 return true;
             };
-            write_response(out, &href, id, node, r.sel, &r.owner, r.minimal);
+            if !view.ctx_alive(ctx) {
+                return true;
+            }
+            let nv = view.node_view(id, node, ctx, false);
+            write_response(out, &href, id, node, r.sel, &nv, r.minimal);
             written += 1;
             if node.is_folder() && self.max_depth != Some(0) {
                 self.stack.push(Frame {
@@ -55,6 +64,7 @@ impl Walk {
                     href,
                     after: None,
                     level: 1,
+                    ctx,
                 });
             }
         }
@@ -62,33 +72,29 @@ impl Walk {
             let Some(top) = self.stack.last_mut() else {
                 return true;
             };
-            let children = tree
-                .node(top.id)
-                .filter(|n| n.parent.is_some() || top.id == tree.root)
-                .and_then(|n| n.children());
-            let Some(children) = children else {
-                self.stack.pop();
-                continue;
+            let alive = view.ctx_alive(top.ctx)
+                && tree
+                    .node(top.id)
+                    .is_some_and(|n| n.parent.is_some() || tree.is_home(top.id));
+            let next = if alive {
+                view.next_child(top.id, top.ctx, top.after.as_deref())
+            } else {
+                None
             };
-            let next = match &top.after {
-                None => children.iter().next(),
-                Some(after) => children
-                    .range::<str, _>((Bound::Excluded(&**after), Bound::Unbounded))
-                    .next(),
-            };
-            let Some((name, &child_id)) = next else {
+            let Some((name, child_id, child_ctx)) = next else {
                 self.stack.pop();
                 continue;
             };
             top.after = Some(name.clone());
             let level = top.level;
             let mut href = top.href.clone();
-            href_segment(&mut href, name);
+            href_segment(&mut href, &name);
             let child = tree.node(child_id).expect("children point at nodes");
             if child.is_folder() {
                 href.push('/');
             }
-            write_response(out, &href, child_id, child, r.sel, &r.owner, r.minimal);
+            let nv = view.node_view(child_id, child, child_ctx, false);
+            write_response(out, &href, child_id, child, r.sel, &nv, r.minimal);
             written += 1;
             if child.is_folder() && self.max_depth.is_none_or(|m| level < m) {
                 self.stack.push(Frame {
@@ -96,6 +102,7 @@ impl Walk {
                     href,
                     after: None,
                     level: level + 1,
+                    ctx: child_ctx,
                 });
             }
         }

@@ -266,3 +266,118 @@ pub fn find<'a>(responses: &'a [DavResponse], href_suffix: &str) -> &'a DavRespo
         .find(|r| r.href.ends_with(href_suffix))
         .unwrap_or_else(|| panic!("no response ending in {href_suffix}"))
 }
+
+// ---------------------------------------------------------------------------
+// OCS, Activity and shares.
+
+pub const BOB_PASSWORD: &str = "bob-app-password";
+
+pub fn bob() -> String {
+    basic("bob", BOB_PASSWORD)
+}
+
+pub fn parse_json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("{e}: {s}"))
+}
+
+pub fn fixture_json(name: &str) -> serde_json::Value {
+    parse_json(&fixture(name))
+}
+
+/// The captured response headers (`name: value` lines after the status line).
+pub fn fixture_headers(name: &str) -> Vec<(String, String)> {
+    fixture(name)
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
+        .collect()
+}
+
+/// The body of a captured request (after the blank line).
+pub fn fixture_request_body(name: &str) -> String {
+    let text = fixture(name);
+    text.split_once("\n\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
+}
+
+/// GET an OCS URL (`rel` below `/ocs/v2.php/`) with `OCS-APIRequest: true`.
+pub fn ocs_get(server: &Server, rel: &str, auth: &str) -> Reply {
+    request(
+        "GET",
+        &format!("{}/ocs/v2.php/{rel}", server.base_url()),
+        &[("Authorization", auth), ("OCS-APIRequest", "true")],
+        b"",
+    )
+}
+
+/// GET the activity API (`rel` below `.../api/v2/activity`) as `auth`.
+pub fn activity_as(server: &Server, rel: &str, auth: &str) -> Reply {
+    ocs_get(server, &format!("apps/activity/api/v2/activity{rel}"), auth)
+}
+
+pub fn activity(server: &Server, rel: &str) -> Reply {
+    activity_as(server, rel, &alice())
+}
+
+/// The `data` array of an OCS JSON answer.
+pub fn data(reply: &Reply) -> Vec<serde_json::Value> {
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    parse_json(&reply.body)["ocs"]["data"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no data array: {}", reply.body))
+        .clone()
+}
+
+/// An activity entry with what differs between servers blanked out: ids,
+/// times and the host. `objects` becomes the list of its paths (the map's
+/// keys are fileids).
+pub fn normalize_activity(v: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    fn url(s: &str) -> String {
+        let s = match s
+            .find("/index.php")
+            .or_else(|| s.find("/apps/"))
+            .or_else(|| s.find("/core/"))
+        {
+            Some(i) if s.starts_with("http") => format!("BASE{}", &s[i..]),
+            _ => s.to_string(),
+        };
+        match s.find("/index.php/f/") {
+            Some(i) => format!("{}/index.php/f/N", &s[..i]),
+            None => s,
+        }
+    }
+    fn walk(v: &Value, key: &str) -> Value {
+        match v {
+            Value::Object(m) => {
+                if key == "objects" {
+                    let mut paths: Vec<Value> = m.values().cloned().collect();
+                    paths.sort_by_key(|p| p.to_string());
+                    return Value::Array(paths);
+                }
+                Value::Object(m.iter().map(|(k, x)| (k.clone(), walk(x, k))).collect())
+            }
+            Value::Array(a) => Value::Array(a.iter().map(|x| walk(x, key)).collect()),
+            Value::String(s) if key == "link" || key == "icon" => Value::String(url(s)),
+            Value::String(_) if key == "datetime" => Value::String("T".into()),
+            Value::String(s) if key == "id" && s.bytes().all(|b| b.is_ascii_digit()) => {
+                Value::String("N".into())
+            }
+            Value::Number(_) if key == "activity_id" || key == "object_id" => Value::from(0),
+            other => other.clone(),
+        }
+    }
+    walk(v, "")
+}
+
+/// Object keys in the order they appear in a raw JSON text (first occurrence).
+pub fn key_order(raw: &str, keys: &[&str]) -> Vec<String> {
+    let mut found: Vec<(usize, String)> = keys
+        .iter()
+        .filter_map(|k| raw.find(&format!("\"{k}\":")).map(|i| (i, k.to_string())))
+        .collect();
+    found.sort();
+    found.into_iter().map(|(_, k)| k).collect()
+}
