@@ -6,7 +6,7 @@
 //! taken, from `objects` (a grouped entry lists up to five items there, and
 //! `object_id` names just one of them), never from the localized subject.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 use thiserror::Error;
@@ -86,7 +86,7 @@ fn to_activity(raw: RawActivity) -> Result<Activity, ActivityError> {
                 let path = path.as_str().ok_or_else(|| {
                     ActivityError::Shape(format!("path of object {id} is not a string"))
                 })?;
-                objects.push((id, normalise(path)));
+                objects.push((id, checked(path)?));
             }
         }
         serde_json::Value::Array(a) if a.is_empty() => {}
@@ -100,7 +100,7 @@ fn to_activity(raw: RawActivity) -> Result<Activity, ActivityError> {
             _ => None,
         };
         if let (Some(id), Some(name)) = (id.filter(|id| *id > 0), raw.object_name.as_deref()) {
-            objects.push((id, normalise(name)));
+            objects.push((id, checked(name)?));
         }
     }
     Ok(Activity {
@@ -108,6 +108,23 @@ fn to_activity(raw: RawActivity) -> Result<Activity, ActivityError> {
         kind,
         objects,
     })
+}
+
+/// A path the stream names, normalised; one with an empty, `.` or `..`
+/// segment is no Nextcloud path, and its URL would resolve outside the
+/// user's files (a client resolves dot segments before sending).
+fn checked(path: &str) -> Result<String, ActivityError> {
+    let p = normalise(path);
+    if p != "/"
+        && p[1..]
+            .split('/')
+            .any(|s| s.is_empty() || s == "." || s == "..")
+    {
+        return Err(ActivityError::Shape(format!(
+            "object path {path:?} has an empty, `.` or `..` segment"
+        )));
+    }
+    Ok(p)
 }
 
 fn normalise(path: &str) -> String {
@@ -124,6 +141,9 @@ fn normalise(path: &str) -> String {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Changed {
     pub items: BTreeMap<u64, ChangedItem>,
+    /// Every path the stream named, the places items passed through
+    /// included: their folders changed too.
+    pub paths: BTreeSet<String>,
     /// The highest activity id read.
     pub last_id: u64,
 }
@@ -148,6 +168,7 @@ impl Changed {
                 continue;
             }
             for (id, path) in &a.objects {
+                self.paths.insert(path.clone());
                 self.items.insert(
                     *id,
                     ChangedItem {
@@ -281,6 +302,11 @@ mod tests {
             br#"{"ocs":{"data":[{"activity_id":"x"}]}}"#,
             br#"{"ocs":{"data":[{"activity_id":1,"type":"file_created","objects":{"abc":"/x"}}]}}"#,
             br#"{"ocs":{"data":[{"activity_id":1,"type":"file_created","objects":{"1":7}}]}}"#,
+            // Paths that would resolve outside the user's files.
+            br#"{"ocs":{"data":[{"activity_id":1,"type":"file_changed","objects":{"1":"/../../bob/x"}}]}}"#,
+            br#"{"ocs":{"data":[{"activity_id":1,"type":"file_changed","objects":{"1":"/a/./b"}}]}}"#,
+            br#"{"ocs":{"data":[{"activity_id":1,"type":"file_changed","objects":{"1":"/a//b"}}]}}"#,
+            br#"{"ocs":{"data":[{"activity_id":1,"type":"file_changed","object_id":1,"object_name":"/..","objects":[]}]}}"#,
         ] {
             assert!(
                 parse_page(body).is_err(),

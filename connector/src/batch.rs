@@ -1,8 +1,11 @@
 //! Classifies records against what the connector knows and sends the changes
 //! in batches, each committed together with the state that covers it.
 
+use std::collections::BTreeSet;
+
 use crate::error::Error;
 use crate::host::Host;
+use crate::keys;
 use crate::model::{Record, RecordChange, SyncMode, SyncSummary};
 
 /// What a listed record means against the known one; `None` when unchanged.
@@ -17,6 +20,11 @@ pub fn classify(record: &Record, known: Option<&Record>) -> Option<RecordChange>
     }
 }
 
+enum Write {
+    Put(Vec<Record>),
+    Remove(Vec<String>),
+}
+
 enum Item {
     Upsert(Box<Record>),
     Delete(String),
@@ -28,6 +36,10 @@ pub struct Batcher<'h, H: Host> {
     items: Vec<Item>,
     summary: SyncSummary,
     processed: u64,
+    /// Folders whose etag was taken without their subtree being verified;
+    /// written with every commit, so no commit can hide a change below them.
+    unverified: BTreeSet<String>,
+    unverified_changed: bool,
 }
 
 impl<'h, H: Host> Batcher<'h, H> {
@@ -39,7 +51,27 @@ impl<'h, H: Host> Batcher<'h, H> {
             items: Vec::with_capacity(size),
             summary: SyncSummary::new(mode),
             processed: 0,
+            unverified: host
+                .get(keys::UNVERIFIED)
+                .map(|v| v.split_whitespace().map(str::to_string).collect())
+                .unwrap_or_default(),
+            unverified_changed: false,
         }
+    }
+
+    pub fn unverified(&self) -> &BTreeSet<String> {
+        &self.unverified
+    }
+
+    /// A folder whose new etag is sent before everything below it was read.
+    pub fn mark_unverified(&mut self, external_id: &str) {
+        self.unverified_changed |= self.unverified.insert(external_id.to_string());
+    }
+
+    /// Everything below every folder was read: nothing is unverified.
+    pub fn all_verified(&mut self) {
+        self.unverified_changed |= !self.unverified.is_empty();
+        self.unverified.clear();
     }
 
     pub fn mode(&self) -> SyncMode {
@@ -85,8 +117,13 @@ impl<'h, H: Host> Batcher<'h, H> {
     /// Sends the pending changes to the sink and storage, uncommitted.
     /// Returns whether anything was staged.
     fn stage(&mut self) -> Result<bool, Error> {
+        let marked = std::mem::take(&mut self.unverified_changed);
+        if marked {
+            let ids: Vec<&str> = self.unverified.iter().map(String::as_str).collect();
+            self.host.set(keys::UNVERIFIED, &ids.join(" "));
+        }
         if self.items.is_empty() {
-            return Ok(false);
+            return Ok(marked);
         }
         let items = std::mem::take(&mut self.items);
         let ids: Vec<String> = items
@@ -110,24 +147,38 @@ impl<'h, H: Host> Batcher<'h, H> {
         }
         let mut known = known.into_iter();
         let mut changes = Vec::new();
-        let mut puts = Vec::new();
-        let mut removals = Vec::new();
+        // Storage writes in the order of the changes: runs of puts and removals.
+        let mut writes: Vec<Write> = Vec::new();
+        let mut removed_here: BTreeSet<String> = BTreeSet::new();
         for item in items {
             self.processed += 1;
             match item {
-                Item::Upsert(record) => match classify(&record, known.next().flatten().as_ref()) {
-                    Some(change) => {
-                        self.summary.count(&change);
-                        changes.push(change);
-                        puts.push(*record);
+                Item::Upsert(record) => {
+                    let was = known
+                        .next()
+                        .flatten()
+                        .filter(|_| !removed_here.contains(&record.external_id));
+                    match classify(&record, was.as_ref()) {
+                        Some(change) => {
+                            self.summary.count(&change);
+                            changes.push(change);
+                            match writes.last_mut() {
+                                Some(Write::Put(puts)) => puts.push(*record),
+                                _ => writes.push(Write::Put(vec![*record])),
+                            }
+                        }
+                        None => self.summary.unchanged += 1,
                     }
-                    None => self.summary.unchanged += 1,
-                },
+                }
                 Item::Delete(id) => {
                     let change = RecordChange::Deleted(id.clone());
                     self.summary.count(&change);
                     changes.push(change);
-                    removals.push(id);
+                    removed_here.insert(id.clone());
+                    match writes.last_mut() {
+                        Some(Write::Remove(ids)) => ids.push(id),
+                        _ => writes.push(Write::Remove(vec![id])),
+                    }
                 }
             }
         }
@@ -136,11 +187,11 @@ impl<'h, H: Host> Batcher<'h, H> {
             return Ok(false);
         }
         self.host.on_changes(&changes).map_err(Error::Storage)?;
-        if !puts.is_empty() {
-            self.host.put(&puts);
-        }
-        if !removals.is_empty() {
-            self.host.remove(&removals);
+        for write in writes {
+            match write {
+                Write::Put(records) => self.host.put(&records),
+                Write::Remove(ids) => self.host.remove(&ids),
+            }
         }
         Ok(true)
     }

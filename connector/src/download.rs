@@ -1,17 +1,45 @@
 //! Streaming a file's content from the server to a host-provided destination,
 //! in bounded chunks, with the request built exactly (every reserved byte of
 //! the path encoded).
+//!
+//! * **Resuming.** With an offset, one GET carries `Range: bytes=N-` and
+//!   `If-Range` with the record's etag: the held bytes are taken to be the
+//!   start of that version. Only a 206 whose `Content-Range` starts at N and
+//!   whose etag is still the record's continues it. A 200 means the server
+//!   ignored the range (Nextcloud sends no `Accept-Ranges`, and answers a
+//!   failed `If-Range` that way): the destination is told to start over and
+//!   the same body is streamed from byte 0. A 206 for another version, or a
+//!   416, is dropped and the content fetched again without a range.
+//! * **Checksums.** The one to verify is the server's `OC-Checksum` header,
+//!   else the record's `oc:checksums` when the server's etag is still the
+//!   record's (they describe that version only); SHA1 before MD5 before
+//!   Adler-32. When the whole content passes through here it is hashed on
+//!   the way and a mismatch fails the call after the last chunk, so the host
+//!   never finishes the file. A resumed transfer only sees the tail, so it
+//!   reports the checksum as `checksum` with `verified` none: the host, which
+//!   holds the whole file, must check it (the guest never reads host files).
+//! * **Changes.** The server's etag is reported; with `if_match` a different
+//!   (or missing) one refuses the download before any byte is written.
 
 use std::io::Read;
 
+use crate::checksum::{self, Checksum, Hasher};
 use crate::error::Error;
-use crate::host::{Host, Request};
+use crate::host::{Host, Level, Request, Response};
 use crate::href::DavRoot;
 use crate::io_error;
 use crate::model::Record;
 
 /// The most a single chunk holds on its way to the destination.
 pub const CHUNK: usize = 64 * 1024;
+
+/// Where the content goes (the WIT `destination`).
+pub trait Destination {
+    fn write(&mut self, chunk: &[u8]) -> Result<(), String>;
+    /// Drops everything the destination holds, the bytes it had before the
+    /// call included: the content starts again at byte 0.
+    fn restart(&mut self) -> Result<(), String>;
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StreamOptions {
@@ -21,10 +49,58 @@ pub struct StreamOptions {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StreamInfo {
+    /// Bytes written to the destination by this call.
     pub written: u64,
     pub etag: Option<String>,
+    /// True when the content continued after `offset`; false when it started at 0.
     pub resumed: bool,
+    /// The checksum the streamed bytes were checked against, when all of them were.
     pub verified: Option<String>,
+    /// The server's checksum for the whole content, when it has one this
+    /// connector understands.
+    pub checksum: Option<String>,
+}
+
+fn get<H: Host>(
+    host: &H,
+    root: &DavRoot,
+    record: &Record,
+    offset: u64,
+) -> Result<Response<H::Body>, Error> {
+    let mut request = Request::new("GET", root.url_of(&record.path));
+    if offset > 0 {
+        request = request.header("Range", &format!("bytes={offset}-"));
+        if !record.etag.is_empty() {
+            request = request.header("If-Range", &format!("\"{}\"", record.etag));
+        }
+    }
+    Ok(host.send(request)?)
+}
+
+fn etag_of<B>(response: &Response<B>) -> Option<String> {
+    response
+        .header("ETag")
+        .or_else(|| response.header("OC-ETag"))
+        .map(|e| {
+            e.trim()
+                .trim_start_matches("W/")
+                .trim_matches('"')
+                .to_string()
+        })
+        .filter(|e| !e.is_empty())
+}
+
+/// `bytes START-END/TOTAL` as (start, end inclusive).
+fn content_range<B>(response: &Response<B>) -> Option<(u64, u64)> {
+    let spec = response.header("Content-Range")?.trim();
+    let (unit, rest) = spec.split_once(' ')?;
+    if !unit.eq_ignore_ascii_case("bytes") {
+        return None;
+    }
+    let (range, _total) = rest.split_once('/')?;
+    let (start, end) = range.split_once('-')?;
+    let (start, end) = (start.trim().parse().ok()?, end.trim().parse().ok()?);
+    (start <= end).then_some((start, end))
 }
 
 pub fn stream<H: Host>(
@@ -32,7 +108,7 @@ pub fn stream<H: Host>(
     root: &DavRoot,
     record: &Record,
     options: &StreamOptions,
-    mut write: impl FnMut(&[u8]) -> Result<(), String>,
+    destination: &mut impl Destination,
 ) -> Result<StreamInfo, Error> {
     if record.is_folder {
         return Err(Error::Content(format!(
@@ -40,69 +116,679 @@ pub fn stream<H: Host>(
             record.path
         )));
     }
-    let mut request = Request::new("GET", root.url_of(&record.path));
-    if options.offset > 0 {
-        request = request.header("Range", &format!("bytes={}-", options.offset));
-    }
-    let response = host.send(request)?;
-    let resumed = match response.status {
-        200 => false,
-        206 => {
-            let start = response
-                .header("Content-Range")
-                .and_then(|r| r.strip_prefix("bytes "))
-                .and_then(|r| r.split('-').next())
-                .and_then(|s| s.trim().parse::<u64>().ok());
-            if start != Some(options.offset) {
-                return Err(Error::Protocol(format!(
-                    "asked for bytes from {} of {} but the server sent Content-Range {:?}",
-                    options.offset,
-                    record.path,
-                    response.header("Content-Range")
-                )));
+    let mut offset = options.offset;
+    let mut response = get(host, root, record, offset)?;
+    let mut restart = false;
+    if offset > 0 {
+        let again = match response.status {
+            206 => {
+                if content_range(&response).map(|r| r.0) != Some(offset) {
+                    return Err(Error::Protocol(format!(
+                        "asked for {} from byte {offset} but the server sent Content-Range {:?}",
+                        record.path,
+                        response.header("Content-Range")
+                    )));
+                }
+                let etag = etag_of(&response);
+                let other_version =
+                    !record.etag.is_empty() && etag.as_deref().is_some_and(|e| e != record.etag);
+                if other_version {
+                    host.log(
+                        Level::Info,
+                        &format!(
+                            "{} changed since the held bytes were fetched (etag {} now, {} then); starting over",
+                            record.path,
+                            etag.unwrap_or_default(),
+                            record.etag
+                        ),
+                    );
+                }
+                other_version
             }
-            true
+            416 => {
+                host.log(
+                    Level::Info,
+                    &format!(
+                        "the server cannot continue {} after byte {offset} (HTTP 416); starting over",
+                        record.path
+                    ),
+                );
+                true
+            }
+            200 => {
+                host.log(
+                    Level::Info,
+                    &format!(
+                        "the server sent all of {} instead of the rest; starting over",
+                        record.path
+                    ),
+                );
+                restart = true;
+                offset = 0;
+                false
+            }
+            _ => false,
+        };
+        if again {
+            drop(response);
+            restart = true;
+            offset = 0;
+            response = get(host, root, record, 0)?;
         }
-        404 => {
+    }
+    match (response.status, offset) {
+        (200, 0) => {}
+        (206, o) if o > 0 => {}
+        (404, _) => {
             return Err(Error::NotFound(format!(
-                "{} no longer exists on the server; sync again to update the records",
+                "{} no longer exists on the server (HTTP 404); sync again to update the records",
                 record.path
             )));
         }
-        status => {
+        (206, _) => {
+            return Err(Error::Protocol(format!(
+                "the server sent part of {} (HTTP 206) although all of it was asked for",
+                record.path
+            )));
+        }
+        (status, _) => {
             return Err(Error::status(
                 &format!("downloading {}", record.path),
                 status,
             ));
         }
-    };
-    let etag = response
-        .header("ETag")
-        .or_else(|| response.header("OC-ETag"))
-        .map(|e| e.trim().trim_matches('"').to_string());
-    if let (Some(wanted), Some(got)) = (&options.if_match, &etag)
-        && wanted != got
+    }
+    let etag = etag_of(&response);
+    if let Some(wanted) = &options.if_match
+        && etag.as_deref() != Some(wanted.as_str())
     {
-        return Err(Error::Content(format!(
-            "{} changed on the server since the last sync (etag {got}, expected {wanted}); refusing to download it",
+        return Err(Error::Content(match &etag {
+            Some(got) => format!(
+                "{} changed on the server since the last sync (etag {got}, expected {wanted}); refusing to download it",
+                record.path
+            ),
+            None => format!(
+                "the server sent no etag for {}, so it cannot be shown to be unchanged (expected {wanted}); refusing to download it",
+                record.path
+            ),
+        }));
+    }
+    let expected = expected_checksum(&response, record, etag.as_deref());
+    // Exactly this many bytes must arrive, when the server says.
+    let length = if offset > 0 {
+        content_range(&response).map(|(start, end)| end - start + 1)
+    } else {
+        response
+            .header("Content-Length")
+            .and_then(|l| l.trim().parse::<u64>().ok())
+    };
+    if restart {
+        destination
+            .restart()
+            .map_err(|e| Error::Storage(format!("starting the content over: {e}")))?;
+    }
+    // Only a transfer that sees every byte can check the checksum.
+    let mut hasher = match (&expected, offset) {
+        (Some(c), 0) => Some(Hasher::new(c.algorithm)),
+        _ => None,
+    };
+    let written = pump(response.body, destination, hasher.as_mut())?;
+    if let Some(length) = length
+        && written != length
+    {
+        return Err(Error::Http(format!(
+            "the server's answer for {} ended after {written} of {length} bytes",
             record.path
         )));
     }
-    let mut body = response.body;
-    let mut buf = vec![0u8; CHUNK];
-    let mut written = 0u64;
-    loop {
-        let n = body.read(&mut buf).map_err(io_error)?;
-        if n == 0 {
-            break;
+    let verified = match (hasher, &expected) {
+        (Some(hasher), Some(expected)) => {
+            let actual = hasher.finish();
+            if actual != *expected {
+                return Err(Error::Content(format!(
+                    "checksum mismatch for {}: Nextcloud has {expected}, the {written} bytes received hash to {actual}; the download is discarded",
+                    record.path
+                )));
+            }
+            Some(expected.to_string())
         }
-        write(&buf[..n]).map_err(|e| Error::Storage(format!("writing the content: {e}")))?;
-        written += n as u64;
-    }
+        _ => None,
+    };
     Ok(StreamInfo {
         written,
         etag,
-        resumed,
-        verified: None,
+        resumed: offset > 0,
+        verified,
+        checksum: expected.map(|c| c.to_string()),
     })
+}
+
+/// The server's `OC-Checksum` for this response, else the record's own when
+/// the response is of the version the record describes.
+fn expected_checksum<B>(
+    response: &Response<B>,
+    record: &Record,
+    etag: Option<&str>,
+) -> Option<Checksum> {
+    let sent = checksum::parse_all(response.header("OC-Checksum"));
+    if let Some(c) = checksum::preferred(&sent) {
+        return Some(c.clone());
+    }
+    if etag.is_some_and(|e| e == record.etag) {
+        let known = checksum::parse_all(record.checksums.iter().map(String::as_str));
+        return checksum::preferred(&known).cloned();
+    }
+    None
+}
+
+/// Copies the body to the destination in chunks of up to [`CHUNK`] bytes,
+/// hashing on the way.
+fn pump(
+    mut body: impl Read,
+    destination: &mut impl Destination,
+    mut hasher: Option<&mut Hasher>,
+) -> Result<u64, Error> {
+    let mut buf = vec![0u8; CHUNK];
+    let mut written = 0u64;
+    let mut done = false;
+    while !done {
+        let mut filled = 0;
+        while filled < CHUNK {
+            let n = body.read(&mut buf[filled..]).map_err(io_error)?;
+            if n == 0 {
+                done = true;
+                break;
+            }
+            filled += n;
+        }
+        if filled == 0 {
+            break;
+        }
+        let chunk = &buf[..filled];
+        if let Some(h) = hasher.as_deref_mut() {
+            h.update(chunk);
+        }
+        destination
+            .write(chunk)
+            .map_err(|e| Error::Storage(format!("writing the content: {e}")))?;
+        written += filled as u64;
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::HttpError;
+    use crate::testing::MemoryHost;
+    use std::io::Cursor;
+
+    /// A destination that keeps what it holds, like the host's file.
+    #[derive(Default)]
+    struct Held {
+        bytes: Vec<u8>,
+        writes: Vec<usize>,
+        restarts: usize,
+    }
+
+    impl Destination for Held {
+        fn write(&mut self, chunk: &[u8]) -> Result<(), String> {
+            self.writes.push(chunk.len());
+            self.bytes.extend_from_slice(chunk);
+            Ok(())
+        }
+        fn restart(&mut self) -> Result<(), String> {
+            self.restarts += 1;
+            self.bytes.clear();
+            Ok(())
+        }
+    }
+
+    fn root() -> DavRoot {
+        DavRoot::new("https://cloud.example.com", "alice").unwrap()
+    }
+
+    fn file(path: &str, etag: &str, checksums: &[&str]) -> Record {
+        Record {
+            external_id: "42".into(),
+            parent_external_id: Some("1".into()),
+            path: path.into(),
+            name: crate::href::name_of(path).into(),
+            is_folder: false,
+            etag: etag.into(),
+            size: 0,
+            mime_type: "application/octet-stream".into(),
+            modified: 0,
+            created: None,
+            permission_letters: "RGDNVW".into(),
+            permissions: vec![],
+            owner_id: Some("alice".into()),
+            checksums: checksums.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn content(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i * 31 % 251) as u8).collect()
+    }
+
+    fn sha1(bytes: &[u8]) -> String {
+        let mut h = Hasher::new(checksum::Algorithm::Sha1);
+        h.update(bytes);
+        h.finish().to_string()
+    }
+
+    /// A server holding `body` at etag `etag`, answering like Nextcloud
+    /// (single ranges, no If-Range unless `honour_if_range`).
+    fn server(
+        body: Vec<u8>,
+        etag: &'static str,
+        oc_checksum: Option<String>,
+        honour_if_range: bool,
+    ) -> impl FnMut(&Request) -> Result<Response<Cursor<Vec<u8>>>, HttpError> {
+        move |r: &Request| {
+            let header = |n: &str| {
+                r.headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(n))
+                    .map(|(_, v)| v.clone())
+            };
+            let mut headers = vec![
+                ("ETag".to_string(), format!("\"{etag}\"")),
+                ("Content-Type".to_string(), "application/pdf".to_string()),
+            ];
+            if let Some(c) = &oc_checksum {
+                headers.push(("OC-Checksum".into(), c.clone()));
+            }
+            let if_range_ok =
+                header("If-Range").is_none_or(|v| !honour_if_range || v == format!("\"{etag}\""));
+            let range = header("Range")
+                .and_then(|v| {
+                    v.strip_prefix("bytes=")?
+                        .strip_suffix('-')?
+                        .parse::<usize>()
+                        .ok()
+                })
+                .filter(|_| if_range_ok);
+            match range {
+                Some(start) if start >= body.len() => Ok(Response {
+                    status: 416,
+                    headers: vec![],
+                    body: Cursor::new(vec![]),
+                }),
+                Some(start) => {
+                    headers.push((
+                        "Content-Range".into(),
+                        format!("bytes {start}-{}/{}", body.len() - 1, body.len()),
+                    ));
+                    headers.push(("Content-Length".into(), (body.len() - start).to_string()));
+                    Ok(Response {
+                        status: 206,
+                        headers,
+                        body: Cursor::new(body[start..].to_vec()),
+                    })
+                }
+                None => {
+                    headers.push(("Content-Length".into(), body.len().to_string()));
+                    Ok(Response {
+                        status: 200,
+                        headers,
+                        body: Cursor::new(body.clone()),
+                    })
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn streams_in_bounded_chunks_to_the_exact_url() {
+        let body = content(3 * CHUNK + 17);
+        let host = MemoryHost::new(server(body.clone(), "e1", None, false));
+        let record = file("/Reports 2024/Q1 résumé #1 & 100% (final)?.pdf", "e1", &[]);
+        let mut held = Held::default();
+        let info = stream(
+            &host,
+            &root(),
+            &record,
+            &StreamOptions::default(),
+            &mut held,
+        )
+        .unwrap();
+        assert_eq!(held.bytes, body);
+        assert_eq!(held.writes, [CHUNK, CHUNK, CHUNK, 17]);
+        assert_eq!(info.written, body.len() as u64);
+        assert_eq!(info.etag.as_deref(), Some("e1"));
+        assert!(!info.resumed);
+        assert_eq!((info.verified, info.checksum), (None, None));
+        let requests = host.requests.borrow();
+        assert_eq!(requests.len(), 1);
+        assert_eq!(
+            requests[0].url,
+            "https://cloud.example.com/remote.php/dav/files/alice/Reports%202024/Q1%20r%C3%A9sum%C3%A9%20%231%20%26%20100%25%20%28final%29%3F.pdf"
+        );
+        assert!(requests[0].headers.is_empty(), "{:?}", requests[0].headers);
+    }
+
+    #[test]
+    fn folders_are_refused_without_a_request() {
+        let host = MemoryHost::new(|_| panic!("no request for a folder"));
+        let mut record = file("/Documents", "e1", &[]);
+        record.is_folder = true;
+        let err = stream(
+            &host,
+            &root(),
+            &record,
+            &StreamOptions::default(),
+            &mut Held::default(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, Error::Content(m) if m.contains("/Documents is a folder")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn verifies_the_header_checksum_while_streaming() {
+        let body = content(100_000);
+        let sum = sha1(&body);
+        let host = MemoryHost::new(server(body.clone(), "e1", Some(sum.clone()), false));
+        let mut held = Held::default();
+        let info = stream(
+            &host,
+            &root(),
+            &file("/a.bin", "e1", &[]),
+            &StreamOptions::default(),
+            &mut held,
+        )
+        .unwrap();
+        assert_eq!(info.verified.as_deref(), Some(sum.as_str()));
+        assert_eq!(info.checksum.as_deref(), Some(sum.as_str()));
+    }
+
+    #[test]
+    fn a_checksum_mismatch_fails_after_the_last_chunk() {
+        let body = content(100_000);
+        let wrong = sha1(b"something else");
+        let host = MemoryHost::new(server(body, "e1", Some(wrong.clone()), false));
+        let err = stream(
+            &host,
+            &root(),
+            &file("/a.bin", "e1", &[]),
+            &StreamOptions::default(),
+            &mut Held::default(),
+        )
+        .unwrap_err();
+        match err {
+            Error::Content(m) => {
+                assert!(m.contains("checksum mismatch") && m.contains(&wrong), "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_records_checksum_counts_only_for_its_own_version() {
+        let body = content(5000);
+        let md5 = {
+            let mut h = Hasher::new(checksum::Algorithm::Md5);
+            h.update(&body);
+            h.finish().to_string()
+        };
+        // Same etag: the record's MD5 (lower-case name, several entries) is checked.
+        let host = MemoryHost::new(server(body.clone(), "e1", None, false));
+        let record = file(
+            "/a.bin",
+            "e1",
+            &[&format!("sha256:00 {}", md5.to_lowercase())],
+        );
+        let info = stream(
+            &host,
+            &root(),
+            &record,
+            &StreamOptions::default(),
+            &mut Held::default(),
+        )
+        .unwrap();
+        assert_eq!(info.verified, Some(md5.clone()));
+        // A wrong one fails.
+        let host = MemoryHost::new(server(body.clone(), "e1", None, false));
+        let record = file("/a.bin", "e1", &["ADLER32:00000001"]);
+        assert!(matches!(
+            stream(&host, &root(), &record, &StreamOptions::default(), &mut Held::default()),
+            Err(Error::Content(m)) if m.contains("checksum mismatch")
+        ));
+        // The file changed since: the record's checksum describes the old
+        // content and is not held against the new one.
+        let host = MemoryHost::new(server(body.clone(), "e2", None, false));
+        let record = file("/a.bin", "e1", &["ADLER32:00000001"]);
+        let info = stream(
+            &host,
+            &root(),
+            &record,
+            &StreamOptions::default(),
+            &mut Held::default(),
+        )
+        .unwrap();
+        assert_eq!((info.verified, info.checksum), (None, None));
+        assert_eq!(info.etag.as_deref(), Some("e2"));
+    }
+
+    #[test]
+    fn if_match_refuses_a_changed_file_before_writing() {
+        let host = MemoryHost::new(server(content(10), "e2", None, false));
+        let mut held = Held::default();
+        let err = stream(
+            &host,
+            &root(),
+            &file("/a.bin", "e1", &[]),
+            &StreamOptions {
+                offset: 0,
+                if_match: Some("e1".into()),
+            },
+            &mut held,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, Error::Content(m) if m.contains("changed") && m.contains("e2")),
+            "{err:?}"
+        );
+        assert!(held.writes.is_empty());
+    }
+
+    #[test]
+    fn resumes_with_a_single_range_and_reports_the_checksum_for_the_host() {
+        let body = content(200_000);
+        let sum = sha1(&body);
+        let host = MemoryHost::new(server(body.clone(), "e1", Some(sum.clone()), true));
+        let mut held = Held {
+            bytes: body[..70_000].to_vec(),
+            ..Held::default()
+        };
+        let info = stream(
+            &host,
+            &root(),
+            &file("/a.bin", "e1", &[]),
+            &StreamOptions {
+                offset: 70_000,
+                if_match: None,
+            },
+            &mut held,
+        )
+        .unwrap();
+        assert_eq!(held.bytes, body);
+        assert_eq!(held.restarts, 0);
+        assert!(info.resumed);
+        assert_eq!(info.written, 130_000);
+        assert_eq!(info.verified, None, "the guest saw only the tail");
+        assert_eq!(info.checksum, Some(sum));
+        let requests = host.requests.borrow();
+        assert_eq!(requests.len(), 1);
+        assert!(
+            requests[0]
+                .headers
+                .contains(&("Range".into(), "bytes=70000-".into()))
+        );
+        assert!(
+            requests[0]
+                .headers
+                .contains(&("If-Range".into(), "\"e1\"".into()))
+        );
+    }
+
+    #[test]
+    fn a_200_to_a_range_starts_over_with_the_same_body() {
+        let body = content(50_000);
+        let sum = sha1(&body);
+        // The server holds e2; If-Range "e1" fails, so it sends everything.
+        let host = MemoryHost::new(server(body.clone(), "e2", Some(sum.clone()), true));
+        let mut held = Held {
+            bytes: b"old version bytes".to_vec(),
+            ..Held::default()
+        };
+        let info = stream(
+            &host,
+            &root(),
+            &file("/a.bin", "e1", &[]),
+            &StreamOptions {
+                offset: 17,
+                if_match: None,
+            },
+            &mut held,
+        )
+        .unwrap();
+        assert_eq!(held.restarts, 1);
+        assert_eq!(held.bytes, body);
+        assert!(!info.resumed);
+        assert_eq!(info.verified, Some(sum), "a full transfer is verified");
+        assert_eq!(host.requests.borrow().len(), 1, "the 200 body is used");
+    }
+
+    #[test]
+    fn a_206_of_another_version_is_fetched_again_in_full() {
+        let body = content(50_000);
+        // No If-Range support: the server answers the range of its new version.
+        let host = MemoryHost::new(server(body.clone(), "e2", None, false));
+        let mut held = Held {
+            bytes: vec![0; 1000],
+            ..Held::default()
+        };
+        let info = stream(
+            &host,
+            &root(),
+            &file("/a.bin", "e1", &[]),
+            &StreamOptions {
+                offset: 1000,
+                if_match: None,
+            },
+            &mut held,
+        )
+        .unwrap();
+        assert_eq!((held.restarts, &held.bytes), (1, &body));
+        assert!(!info.resumed);
+        let requests = host.requests.borrow();
+        assert_eq!(requests.len(), 2);
+        assert!(requests[1].headers.is_empty());
+    }
+
+    #[test]
+    fn a_416_starts_over() {
+        let body = content(1000);
+        let host = MemoryHost::new(server(body.clone(), "e1", None, true));
+        let mut held = Held {
+            bytes: content(1000),
+            ..Held::default()
+        };
+        let info = stream(
+            &host,
+            &root(),
+            &file("/a.bin", "e1", &[]),
+            &StreamOptions {
+                offset: 1000,
+                if_match: None,
+            },
+            &mut held,
+        )
+        .unwrap();
+        assert_eq!((held.restarts, &held.bytes), (1, &body));
+        assert!(!info.resumed);
+    }
+
+    #[test]
+    fn a_wrong_content_range_is_refused() {
+        let host = MemoryHost::new(|_| {
+            Ok(Response {
+                status: 206,
+                headers: vec![("Content-Range".into(), "bytes 0-9/10".into())],
+                body: Cursor::new(vec![0; 10]),
+            })
+        });
+        let err = stream(
+            &host,
+            &root(),
+            &file("/a.bin", "e1", &[]),
+            &StreamOptions {
+                offset: 5,
+                if_match: None,
+            },
+            &mut Held::default(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::Protocol(_)), "{err:?}");
+    }
+
+    #[test]
+    fn statuses_say_what_happened() {
+        let answer = |status: u16| {
+            move |_: &Request| -> Result<Response<Cursor<Vec<u8>>>, HttpError> {
+                Ok(Response {
+                    status,
+                    headers: vec![],
+                    body: Cursor::new(vec![]),
+                })
+            }
+        };
+        let run = |host: MemoryHost| {
+            stream(
+                &host,
+                &root(),
+                &file("/gone.txt", "e1", &[]),
+                &StreamOptions::default(),
+                &mut Held::default(),
+            )
+            .unwrap_err()
+        };
+        assert!(
+            matches!(run(MemoryHost::new(answer(404))), Error::NotFound(m) if m.contains("/gone.txt") && m.contains("no longer exists"))
+        );
+        assert!(matches!(run(MemoryHost::new(answer(503))), Error::Http(m) if m.contains("503")));
+        let unauthorized = MemoryHost::new(|_| {
+            Err(HttpError::Unauthorized(
+                "Nextcloud rejected the app password".into(),
+            ))
+        });
+        assert!(matches!(run(unauthorized), Error::Unauthorized(m) if m.contains("app password")));
+    }
+
+    #[test]
+    fn a_short_body_is_an_error() {
+        let host = MemoryHost::new(|_| {
+            Ok(Response {
+                status: 200,
+                headers: vec![("Content-Length".into(), "100".into())],
+                body: Cursor::new(vec![1; 60]),
+            })
+        });
+        let err = stream(
+            &host,
+            &root(),
+            &file("/a.bin", "e1", &[]),
+            &StreamOptions::default(),
+            &mut Held::default(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, Error::Http(m) if m.contains("60 of 100")),
+            "{err:?}"
+        );
+    }
 }

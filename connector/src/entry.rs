@@ -4,8 +4,7 @@ use thiserror::Error;
 
 use crate::href::{DavRoot, name_of};
 use crate::mime;
-use crate::model::{Permission, Principal, Record};
-use crate::permissions;
+use crate::model::{Principal, Record};
 use crate::propfind::DavEntry;
 
 /// Why one entry of a listing could not become a record. The listing goes on;
@@ -36,9 +35,18 @@ impl Identity {
     }
 }
 
-/// The record for an entry; `parent_external_id` is left for the caller,
-/// which knows the folders listed so far.
-pub fn to_record(entry: &DavEntry, root: &DavRoot, who: &Identity) -> Result<Record, EntryError> {
+/// `nc:upload_time`: when the file arrived in Nextcloud; none when unknown.
+pub fn upload_time(entry: &DavEntry) -> Option<i64> {
+    entry
+        .upload_time
+        .as_deref()
+        .and_then(|t| t.trim().parse::<i64>().ok())
+        .filter(|t| *t > 0)
+}
+
+/// The record for an entry; `parent_external_id` and `permissions` are left
+/// for the caller, which knows the folders placed so far and the shares.
+pub fn to_record(entry: &DavEntry, root: &DavRoot) -> Result<Record, EntryError> {
     let path = root.path_of(&entry.href).map_err(|e| EntryError {
         href: entry.href.clone(),
         path: None,
@@ -115,10 +123,7 @@ pub fn to_record(entry: &DavEntry, root: &DavRoot, who: &Identity) -> Result<Rec
         mime_type,
         modified,
         created,
-        permissions: vec![Permission {
-            principal: who.principal(),
-            level: permissions::level_of(&letters, None),
-        }],
+        permissions: Vec::new(),
         permission_letters: letters,
         owner_id: entry.owner_id.clone().filter(|o| !o.is_empty()),
         checksums: entry.checksums.clone(),

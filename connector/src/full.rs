@@ -30,6 +30,7 @@ pub fn relist<H: Host>(
     run.settle();
     if run.complete {
         run.delete_unseen_under("/")?;
+        run.all_verified();
     } else {
         run.log(
             crate::host::Level::Warn,

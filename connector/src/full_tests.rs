@@ -43,18 +43,47 @@ fn server(body: Rc<RefCell<Vec<u8>>>) -> MemoryHost {
             );
             return response(200, fixture("cloud-user.json"));
         }
-        if req.url.contains("/apps/activity/") {
-            // No Activity app: later runs reconcile by the root's etag.
+        if req.url.contains("/apps/activity/") || req.url.contains("/apps/files_sharing/") {
+            // No Activity app: later runs reconcile by the root's etag. No sharing app either.
             return response(404, "");
         }
         assert_eq!(req.method, "PROPFIND");
-        assert_eq!(req.url, format!("{BASE}/remote.php/dav/files/alice/"));
-        let body = body.borrow().clone();
-        if depth_of(req) == "0" {
-            return response(207, first_response(&body));
-        }
-        response(207, body)
+        let listing = body.borrow().clone();
+        response(207, answer(&listing, &req.url, &depth_of(req)))
     })
+}
+
+/// What a server holding `listing` answers a PROPFIND on `url` at `depth`,
+/// cut from the listing's raw text so malformed listings stay malformed.
+fn answer(listing: &[u8], url: &str, depth: &str) -> Vec<u8> {
+    let text = String::from_utf8_lossy(listing);
+    let asked = url.strip_prefix(BASE).unwrap().trim_end_matches('/');
+    let Some((head, rest)) = text.split_once("<d:response>") else {
+        return listing.to_vec();
+    };
+    let mut out = head.to_string();
+    for part in rest.split("<d:response>") {
+        let href = part
+            .split_once("<d:href>")
+            .and_then(|(_, h)| h.split_once("</d:href>"))
+            .map(|(h, _)| h.trim_end_matches('/'))
+            .unwrap_or_default();
+        let below = href.strip_prefix(asked).and_then(|r| r.strip_prefix('/'));
+        let keep = href == asked
+            || match depth {
+                "0" => false,
+                "1" => below.is_some_and(|r| !r.contains('/')),
+                _ => below.is_some(),
+            };
+        if keep {
+            out.push_str("<d:response>");
+            out.push_str(part.trim_end().trim_end_matches("</d:multistatus>"));
+        }
+    }
+    if !out.ends_with("</d:multistatus>") && text.trim_end().ends_with("</d:multistatus>") {
+        out.push_str("</d:multistatus>");
+    }
+    out.into_bytes()
 }
 
 fn depth_of(req: &crate::host::Request) -> String {
@@ -63,15 +92,6 @@ fn depth_of(req: &crate::host::Request) -> String {
         .find(|(n, _)| n == "Depth")
         .map(|(_, v)| v.clone())
         .unwrap_or_default()
-}
-
-/// A Depth 0 answer cut from a listing: its first response only.
-fn first_response(listing: &[u8]) -> Vec<u8> {
-    let text = String::from_utf8_lossy(listing);
-    match text.find("</d:response>") {
-        Some(end) => format!("{}</d:response></d:multistatus>", &text[..end]).into_bytes(),
-        None => listing.to_vec(),
-    }
 }
 
 fn node(
@@ -172,9 +192,9 @@ fn a_second_sync_emits_nothing() {
         (0, 0, 0, 0)
     );
     // Without an Activity app the second run reconciles: the root's etag is
-    // unchanged, so it asks for the activity stream and the root, nothing more.
+    // unchanged, so it asks for the share list and the root, nothing more.
     assert_eq!(summary.mode, SyncMode::Incremental);
-    assert_eq!(host.requests.borrow().len(), 3 + 2);
+    assert_eq!(host.requests.borrow().len(), 4 + 2);
     assert_eq!(host.batches.borrow().len(), before);
     assert_eq!(
         host.committed.borrow().users.len(),
@@ -341,7 +361,7 @@ fn falls_back_to_a_depth_1_walk_when_infinity_is_refused() {
         if req.url.ends_with("cloud/user?format=json") {
             return response(200, fixture("cloud-user.json"));
         }
-        if req.url.contains("/apps/activity/") {
+        if req.url.contains("/apps/activity/") || req.url.contains("/apps/files_sharing/") {
             return response(404, "");
         }
         let depth = depth_of(req);
@@ -357,8 +377,8 @@ fn falls_back_to_a_depth_1_walk_when_infinity_is_refused() {
     });
     let summary = connector(2).run_sync(&host).unwrap();
     assert_eq!(summary.new, 6);
-    // identity, activity, the refused infinity, then one Depth 1 per folder
-    assert_eq!(host.requests.borrow().len(), 3 + 3);
+    // identity, activity, shares, the refused infinity, then one Depth 1 per folder
+    assert_eq!(host.requests.borrow().len(), 4 + 3);
     let changes: Vec<String> = host
         .changes()
         .iter()
@@ -440,4 +460,56 @@ fn hostile_hrefs_are_skipped() {
     let summary = connector(100).run_sync(&host).unwrap();
     assert_eq!(summary.new, 1);
     assert!(host.warnings().iter().any(|w| w.contains("..")));
+}
+
+#[test]
+fn a_reconcile_descends_only_into_folders_whose_etag_changed() {
+    let body = Rc::new(RefCell::new(body_of(&[
+        node("/", 1, true, "r1"),
+        node("/quiet", 2, true, "q1"),
+        node("/quiet/deep", 3, true, "qd1"),
+        node("/quiet/deep/x.txt", 4, false, "x1"),
+        node("/busy", 5, true, "b1"),
+        node("/busy/y.txt", 6, false, "y1"),
+    ])));
+    let host = server(body.clone());
+    connector(100).run_sync(&host).unwrap();
+    *body.borrow_mut() = body_of(&[
+        node("/", 1, true, "r2"),
+        node("/quiet", 2, true, "q1"),
+        node("/quiet/deep", 3, true, "qd1"),
+        node("/quiet/deep/x.txt", 4, false, "x1"),
+        node("/busy", 5, true, "b2"),
+        node("/busy/y.txt", 6, false, "y2"),
+        node("/busy/z.txt", 7, false, "z1"),
+    ]);
+    host.requests.borrow_mut().clear();
+    let summary = connector(100).run_sync(&host).unwrap();
+    assert_eq!(
+        (
+            summary.new,
+            summary.content_updated,
+            summary.metadata_updated
+        ),
+        (1, 1, 2)
+    );
+    let listed: Vec<(String, String)> = host
+        .requests
+        .borrow()
+        .iter()
+        .filter(|r| r.method == "PROPFIND")
+        .map(|r| (r.url.trim_start_matches(BASE).to_string(), depth_of(r)))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("/remote.php/dav/files/alice/".to_string(), "0".to_string()),
+            ("/remote.php/dav/files/alice/".to_string(), "1".to_string()),
+            (
+                "/remote.php/dav/files/alice/busy".to_string(),
+                "1".to_string()
+            ),
+        ]
+    );
+    assert_eq!(paths_by_id(&host)["7"], "/busy/z.txt");
 }

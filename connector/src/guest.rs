@@ -73,16 +73,33 @@ impl wit::Guest for Component {
         };
         let record = model::Record::from(record);
         with_connector(|c| {
-            c.stream_record(&WitHost, &record, &options, |chunk| {
-                destination.write(chunk)
-            })
+            c.stream_record(
+                &WitHost,
+                &record,
+                &options,
+                &mut WitDestination(destination),
+            )
         })
         .map(|i: StreamInfo| wit::StreamInfo {
             written: i.written,
             etag: i.etag,
             resumed: i.resumed,
             verified: i.verified,
+            checksum: i.checksum,
         })
+    }
+}
+
+/// The host's `destination` resource as the core sees it.
+struct WitDestination<'a>(&'a content::Destination);
+
+impl crate::download::Destination for WitDestination<'_> {
+    fn write(&mut self, chunk: &[u8]) -> Result<(), String> {
+        self.0.write(chunk)
+    }
+
+    fn restart(&mut self) -> Result<(), String> {
+        self.0.restart()
     }
 }
 
@@ -163,6 +180,18 @@ impl Host for WitHost {
             model::Order::ChildrenFirst => storage::Order::ChildrenFirst,
         };
         storage::list_under(path, order, after, limit)
+            .into_iter()
+            .map(model::Record::from)
+            .collect()
+    }
+
+    fn children(
+        &self,
+        parent_external_id: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Vec<model::Record> {
+        storage::children(parent_external_id, after, limit)
             .into_iter()
             .map(model::Record::from)
             .collect()

@@ -66,6 +66,7 @@ pub trait Host {
     fn set(&self, key: &str, value: &str);
     fn lookup(&self, external_ids: &[String]) -> Vec<Option<Record>>;
     fn list_under(&self, path: &str, order: Order, after: Option<&str>, limit: u32) -> Vec<Record>;
+    fn children(&self, parent_external_id: &str, after: Option<&str>, limit: u32) -> Vec<Record>;
     fn put(&self, records: &[Record]);
     fn remove(&self, external_ids: &[String]);
     fn commit(&self) -> Result<(), String>;

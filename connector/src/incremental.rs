@@ -90,23 +90,29 @@ fn read_stream<H: Host>(
     Ok(Ok(changed))
 }
 
+/// `regrant` are the roots whose shares changed since the last run
+/// (see [`crate::access::changed_roots`]); `shares` is the share list to
+/// store with the cursor.
 pub fn incremental<H: Host>(
     mut run: Run<'_, H>,
     base_url: &str,
     cursor: u64,
+    regrant: &[String],
+    shares: (&'static str, String),
 ) -> Result<Outcome, Error> {
     let host = run.host();
     let changed = match read_stream(host, base_url, cursor)? {
         Ok(changed) => changed,
         Err(gap) => return Ok(Outcome::Gap(gap)),
     };
-    let cursor_point = [(keys::CURSOR, changed.last_id.to_string())];
+    let points = [(keys::CURSOR, changed.last_id.to_string()), shares];
     if changed.items.is_empty() {
-        if changed.last_id == cursor {
+        if changed.last_id == cursor && regrant.is_empty() {
             // Nothing happened: no commit, no further request.
             return run.finish(&[]).map(Outcome::Synced);
         }
-        return run.finish(&cursor_point).map(Outcome::Synced);
+        run.regrant(regrant)?;
+        return run.finish(&points).map(Outcome::Synced);
     }
     run.log(
         Level::Info,
@@ -175,7 +181,13 @@ pub fn incremental<H: Host>(
         .keys()
         .filter_map(|id| known.get(id))
         .map(|r| r.path.as_str());
-    for path in current.iter().map(|r| r.path.as_str()).chain(old_paths) {
+    let passed = changed.paths.iter().map(String::as_str);
+    for path in current
+        .iter()
+        .map(|r| r.path.as_str())
+        .chain(old_paths)
+        .chain(passed)
+    {
         let mut p = path;
         while let Some(parent) = parent_of(p) {
             if !here.contains(parent) {
@@ -192,7 +204,13 @@ pub fn incremental<H: Host>(
         .map(|r| (r, false))
         .collect();
     for r in &current {
-        run.reserve(&r.external_id);
+        let known_path = r
+            .external_id
+            .parse::<u64>()
+            .ok()
+            .and_then(|id| known.get(&id))
+            .map(|k| k.path.as_str());
+        run.reserve(r, known_path);
     }
     records.extend(current.into_iter().map(|r| (r, true)));
     records.sort_by(|(a, _), (b, _)| {
@@ -205,12 +223,19 @@ pub fn incremental<H: Host>(
         if run.has_seen(&record.external_id) {
             continue;
         }
+        if record.is_folder {
+            // Its new etag may also cover changes no activity reported.
+            run.mark_unverified(&record.external_id);
+        }
         if record.is_folder && changed_item {
             // One activity covers a created, moved or restored folder, none its children.
             let path = record.path.clone();
             let old_path = known
                 .get(&record.external_id.parse().unwrap_or(0))
                 .map(|k| k.path.clone());
+            if let Some(old) = &old_path {
+                run.release(old);
+            }
             match run.list(&path)? {
                 Listed::Complete => {
                     run.delete_unseen_under(&path)?;
@@ -235,7 +260,8 @@ pub fn incremental<H: Host>(
             run.delete(k)?;
         }
     }
-    run.finish(&cursor_point).map(Outcome::Synced)
+    run.regrant(regrant)?;
+    run.finish(&points).map(Outcome::Synced)
 }
 
 fn depth(path: &str) -> usize {

@@ -5,11 +5,14 @@
 //! WIT bindings in `guest.rs` are a thin shell that implements [`host::Host`]
 //! over the imports and forwards the exports to [`Connector`].
 
+pub mod access;
 pub mod activity;
 pub mod batch;
+pub mod checksum;
 pub mod download;
 pub mod entry;
 pub mod error;
+pub mod filter;
 pub mod full;
 pub mod host;
 pub mod href;
@@ -19,6 +22,7 @@ pub mod model;
 pub mod ocs;
 pub mod permissions;
 pub mod propfind;
+pub mod reconcile;
 pub mod run;
 pub mod search;
 
@@ -31,8 +35,10 @@ mod testing;
 
 use std::io::Read;
 
+use access::{Access, Grant};
 use entry::Identity;
 use error::{Error, HttpError};
+use filter::Filter;
 use host::{Host, Level, Request};
 use href::DavRoot;
 use model::{Config, ConnectionInfo, RecordGroup, SyncMode, SyncSummary, User};
@@ -50,10 +56,21 @@ pub mod keys {
     /// The activity id every committed record is current to; empty when the
     /// server has no Activity app.
     pub const CURSOR: &str = "cursor";
+    /// The filter the records were selected by; another one needs a full listing.
+    pub const FILTER: &str = "filter";
+    /// The share grants (JSON) the records' permissions were computed from.
+    pub const SHARES: &str = "shares";
+    /// Folders (external ids, space-separated) whose etag was updated without
+    /// reading what is below them; the next reconcile descends into them
+    /// whatever their etag says, since a change the Activity app never
+    /// reported may hide there.
+    pub const UNVERIFIED: &str = "unverified";
 }
 
 /// Largest OCS answer read (a `cloud/user` answer is about 1 KiB).
 const OCS_BODY_CAP: usize = 1024 * 1024;
+/// Largest share list read: about 1 KiB a share.
+const SHARES_BODY_CAP: usize = 64 * 1024 * 1024;
 
 pub struct Connector {
     config: Config,
@@ -127,14 +144,18 @@ impl Connector {
         })
     }
 
-    /// Full when nothing was listed yet; otherwise incremental by the
-    /// activity cursor, or by an etag reconcile when the stream cannot say
-    /// (no Activity app, an expired cursor) or the reconcile interval passed.
+    /// Full when nothing was listed yet (or the filter changed); otherwise
+    /// incremental by the activity cursor, or by an etag reconcile when the
+    /// stream cannot say (no Activity app, an expired cursor) or the
+    /// reconcile interval passed.
     pub fn run_sync<H: Host>(&self, host: &H) -> Result<SyncSummary, Error> {
         let stored = host
             .get(keys::USER)
             .and_then(|json| serde_json::from_str::<Identity>(&json).ok());
-        let (Some(who), Some(_)) = (stored, host.get(keys::LISTED_AT)) else {
+        let listed = host.get(keys::LISTED_AT).is_some();
+        let same_filter =
+            host.get(keys::FILTER).as_deref() == Some(self.filter().fingerprint().as_str());
+        let Some(who) = stored.filter(|_| listed && same_filter) else {
             return self.full_sync(host);
         };
         let root = self.dav_root(&who)?;
@@ -144,17 +165,25 @@ impl Connector {
             .unwrap_or(0);
         let due =
             self.config.now.saturating_sub(reconciled_at) >= self.config.reconcile_interval as i64;
+        let shares = self.shares(host)?;
+        let stored: Vec<Grant> = host
+            .get(keys::SHARES)
+            .and_then(|json| serde_json::from_str(&json).ok())
+            .unwrap_or_default();
+        let regrant = access::changed_roots(&stored, &shares);
+        let shares_point = (keys::SHARES, shares_json(&shares)?);
         let cursor = host.get(keys::CURSOR).and_then(|c| c.parse::<u64>().ok());
         match cursor {
             Some(cursor) if !due => {
-                let run = Run::new(
-                    host,
-                    &root,
-                    &who,
-                    self.config.batch_size,
-                    SyncMode::Incremental,
-                );
-                match incremental::incremental(run, &self.config.base_url, cursor)? {
+                let run = self.run(host, &root, &who, &shares, SyncMode::Incremental);
+                let outcome = incremental::incremental(
+                    run,
+                    &self.config.base_url,
+                    cursor,
+                    &regrant,
+                    shares_point.clone(),
+                )?;
+                match outcome {
                     incremental::Outcome::Synced(summary) => return Ok(summary),
                     incremental::Outcome::Gap(why) => {
                         host.log(Level::Info, &format!("reconciling by etags: {why}"));
@@ -170,7 +199,40 @@ impl Connector {
                 "reconciling by etags: the server has no Activity app",
             ),
         }
-        self.reconcile(host, &root, &who)
+        // Read before the walk: what changes during it is replayed next time.
+        // Without an Activity app, ask again only when a reconcile is due, so
+        // that an unchanged account still costs two requests.
+        let cursor = match cursor {
+            None if !due => None,
+            _ => self.newest_activity(host)?,
+        };
+        let run = self.run(host, &root, &who, &shares, SyncMode::Incremental);
+        let mut points = self.sync_points(cursor, false);
+        points.push(shares_point);
+        reconcile::reconcile(run, &regrant, &points)
+    }
+
+    fn filter(&self) -> Filter {
+        Filter::new(&self.config.filters)
+    }
+
+    fn run<'h, H: Host>(
+        &self,
+        host: &'h H,
+        root: &'h DavRoot,
+        who: &'h Identity,
+        shares: &[Grant],
+        mode: SyncMode,
+    ) -> Run<'h, H> {
+        Run::new(
+            host,
+            root,
+            who,
+            self.filter(),
+            Access::new(shares),
+            self.config.batch_size,
+            mode,
+        )
     }
 
     fn dav_root(&self, who: &Identity) -> Result<DavRoot, Error> {
@@ -183,41 +245,45 @@ impl Connector {
         self.publish_identity(host, &who)?;
         // Read before listing: what changes during the listing is replayed next time.
         let cursor = self.newest_activity(host)?;
-        let run = Run::new(host, &root, &who, self.config.batch_size, SyncMode::Full);
-        full::full(run, &self.sync_points(cursor, true))
+        let shares = self.shares(host)?;
+        let run = self.run(host, &root, &who, &shares, SyncMode::Full);
+        let mut points = self.sync_points(cursor, true);
+        points.push((keys::SHARES, shares_json(&shares)?));
+        full::full(run, &points)
     }
 
-    /// Compares the root's etag with the known one and relists only when
-    /// something changed below it. An unchanged account costs two requests.
-    fn reconcile<H: Host>(
-        &self,
-        host: &H,
-        root: &DavRoot,
-        who: &Identity,
-    ) -> Result<SyncSummary, Error> {
-        let cursor = self.newest_activity(host)?;
-        let mut run = Run::new(
-            host,
-            root,
-            who,
-            self.config.batch_size,
-            SyncMode::Incremental,
-        );
-        let now = run.fetch(&["/".to_string()])?.pop().flatten();
-        let Some(now) = now else {
-            return Err(Error::Http(format!(
-                "the user's files folder {} does not exist (HTTP 404)",
-                root.root_url()
-            )));
-        };
-        let known = host
-            .lookup(std::slice::from_ref(&now.external_id))
-            .pop()
-            .flatten();
-        if known.is_some_and(|k| k == now) {
-            return run.finish(&self.sync_points(cursor, false));
+    /// What the user shared, and with whom. A server without the sharing
+    /// app has no shares.
+    fn shares<H: Host>(&self, host: &H) -> Result<Vec<Grant>, Error> {
+        let response = host.send(
+            Request::new(
+                "GET",
+                self.ocs_url("apps/files_sharing/api/v1/shares?format=json&reshares=true"),
+            )
+            .header("OCS-APIRequest", "true")
+            .header("Accept", "application/json"),
+        )?;
+        match response.status {
+            200 => {
+                let (grants, skipped) =
+                    access::parse_shares(&read_body(response.body, SHARES_BODY_CAP)?)?;
+                for s in skipped {
+                    host.log(
+                        Level::Info,
+                        &format!("not modelled, left out of permissions: {s}"),
+                    );
+                }
+                Ok(grants)
+            }
+            404 => {
+                host.log(
+                    Level::Info,
+                    "no sharing app on the server: no shares to map",
+                );
+                Ok(Vec::new())
+            }
+            status => Err(Error::status("reading the share list", status)),
         }
-        full::relist(run, &self.sync_points(cursor, false))
     }
 
     fn sync_points(&self, cursor: Option<u64>, listed: bool) -> Vec<(&'static str, String)> {
@@ -231,6 +297,7 @@ impl Connector {
         ];
         if listed {
             points.push((keys::LISTED_AT, now));
+            points.push((keys::FILTER, self.filter().fingerprint()));
         }
         points
     }
@@ -286,13 +353,13 @@ impl Connector {
 }
 
 impl Connector {
-    /// Streams a file's content into `write`, a chunk at a time.
+    /// Streams a file's content into `destination`, a chunk at a time.
     pub fn stream_record<H: Host>(
         &self,
         host: &H,
         record: &model::Record,
         options: &download::StreamOptions,
-        write: impl FnMut(&[u8]) -> Result<(), String>,
+        destination: &mut impl download::Destination,
     ) -> Result<download::StreamInfo, Error> {
         let stored = host
             .get(keys::USER)
@@ -302,7 +369,7 @@ impl Connector {
             None => self.identify(host)?.user_id,
         };
         let root = DavRoot::new(&self.config.base_url, &user_id).map_err(Error::Config)?;
-        download::stream(host, &root, record, options, write)
+        download::stream(host, &root, record, options, destination)
     }
 }
 
@@ -318,6 +385,10 @@ pub fn read_body<R: Read>(body: R, cap: usize) -> Result<Vec<u8>, Error> {
         )));
     }
     Ok(out)
+}
+
+fn shares_json(grants: &[Grant]) -> Result<String, Error> {
+    serde_json::to_string(grants).map_err(|e| Error::Storage(e.to_string()))
 }
 
 /// Escapes text for an XML element.

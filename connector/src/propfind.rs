@@ -51,6 +51,7 @@ pub const PROPFIND_BODY: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
     <oc:permissions/>
     <oc:size/>
     <nc:creation_time/>
+    <nc:upload_time/>
     <oc:owner-id/>
     <oc:checksums/>
   </d:prop>
@@ -92,6 +93,7 @@ pub struct DavEntry {
     pub permissions: Option<String>,
     pub size: Option<String>,
     pub creation_time: Option<String>,
+    pub upload_time: Option<String>,
     pub owner_id: Option<String>,
     pub checksums: Vec<String>,
     /// Statuses of propstats that were neither 200 nor 404: the server could
@@ -110,6 +112,7 @@ enum Prop {
     Permissions,
     Size,
     CreationTime,
+    UploadTime,
     OwnerId,
     Checksums,
     Other,
@@ -126,6 +129,7 @@ fn prop_of(ns: Ns, local: &[u8]) -> Prop {
         (OC, b"permissions") => Prop::Permissions,
         (OC, b"size") => Prop::Size,
         (NC, b"creation_time") => Prop::CreationTime,
+        (NC, b"upload_time") => Prop::UploadTime,
         (OC, b"owner-id") => Prop::OwnerId,
         (OC, b"checksums") => Prop::Checksums,
         _ => Prop::Other,
@@ -418,6 +422,7 @@ fn apply_propstat(entry: &mut DavEntry, p: Propstat) {
             Prop::Permissions => &mut entry.permissions,
             Prop::Size => &mut entry.size,
             Prop::CreationTime => &mut entry.creation_time,
+            Prop::UploadTime => &mut entry.upload_time,
             Prop::OwnerId => &mut entry.owner_id,
             Prop::ResourceType | Prop::Checksums | Prop::Other => continue,
         };

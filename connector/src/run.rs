@@ -5,9 +5,11 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::BufReader;
 
+use crate::access::Access;
 use crate::batch::Batcher;
-use crate::entry::{Identity, to_record};
+use crate::entry::{Identity, to_record, upload_time};
 use crate::error::Error;
+use crate::filter::Filter;
 use crate::host::{Host, Level, Request};
 use crate::href::{DavRoot, parent_of};
 use crate::model::{Order, Record, SyncMode, SyncSummary};
@@ -53,11 +55,25 @@ pub struct Run<'h, H: Host> {
     orphans: HashMap<String, Vec<Record>>,
     /// External ids this run will take later: never deleted meanwhile.
     reserved: HashSet<u64>,
+    /// Known paths of folders this run will relist from where they are now:
+    /// what is below them moved with them and is not deleted from there.
+    reserved_paths: Vec<String>,
+    filter: Filter,
+    access: Access,
+    /// Files the filter leaves out: deleted if known.
+    excluded: HashSet<u64>,
+    /// External ids deleted this run, so each deletion is sent once.
+    deleted: HashSet<u64>,
     /// Paths of entries that could not be read; what is known there is kept.
     protected: Vec<String>,
     /// False once something could not even be placed: the run must not
     /// claim to cover it (no deletions from listings, no cursor).
     pub complete: bool,
+    /// True once an entry was skipped because a value of it could not be
+    /// read: what is known at its path is kept, and the run commits no sync
+    /// point (cursor, listing time) and verifies nothing, so the next run
+    /// reads the entry again instead of going on past it.
+    skipped: bool,
 }
 
 impl<'h, H: Host> Run<'h, H> {
@@ -65,10 +81,16 @@ impl<'h, H: Host> Run<'h, H> {
         host: &'h H,
         root: &'h DavRoot,
         who: &'h Identity,
+        filter: Filter,
+        access: Access,
         batch_size: u32,
         mode: SyncMode,
     ) -> Self {
         Run {
+            filter,
+            access,
+            excluded: HashSet::new(),
+            deleted: HashSet::new(),
             host,
             root,
             who,
@@ -77,8 +99,10 @@ impl<'h, H: Host> Run<'h, H> {
             seen: HashSet::new(),
             orphans: HashMap::new(),
             reserved: HashSet::new(),
+            reserved_paths: Vec::new(),
             protected: Vec::new(),
             complete: true,
+            skipped: false,
         }
     }
 
@@ -94,18 +118,50 @@ impl<'h, H: Host> Run<'h, H> {
         self.batcher.mode()
     }
 
+    /// See [`crate::keys::UNVERIFIED`].
+    pub fn mark_unverified(&mut self, external_id: &str) {
+        self.batcher.mark_unverified(external_id);
+    }
+
+    pub fn is_unverified(&self, external_id: &str) -> bool {
+        self.batcher.unverified().contains(external_id)
+    }
+
+    pub fn any_unverified(&self) -> bool {
+        !self.batcher.unverified().is_empty()
+    }
+
+    /// The run read everything: call only before finishing a complete listing or reconcile.
+    pub fn all_verified(&mut self) {
+        if self.complete && !self.skipped {
+            self.batcher.all_verified();
+        }
+    }
+
     pub fn has_seen(&self, external_id: &str) -> bool {
         self.seen.contains(&file_id(external_id))
     }
 
-    /// Keeps deletion passes off records this run is about to take.
-    pub fn reserve(&mut self, external_id: &str) {
-        self.reserved.insert(file_id(external_id));
+    /// Keeps deletion passes off records this run is about to take, and
+    /// off everything known below a folder it is about to relist.
+    pub fn reserve(&mut self, record: &Record, known_path: Option<&str>) {
+        self.reserved.insert(file_id(&record.external_id));
+        if record.is_folder {
+            self.reserved_paths.extend(known_path.map(str::to_string));
+        }
+    }
+
+    /// The folder is being relisted now: its own deletion passes may act below it.
+    pub fn release(&mut self, known_path: &str) {
+        self.reserved_paths.retain(|p| p != known_path);
     }
 
     fn keeps(&self, known: &Record) -> bool {
         let id = file_id(&known.external_id);
-        self.seen.contains(&id) || self.reserved.contains(&id) || self.is_protected(&known.path)
+        self.seen.contains(&id)
+            || self.reserved.contains(&id)
+            || self.is_protected(&known.path)
+            || self.reserved_paths.iter().any(|p| is_under(&known.path, p))
     }
 
     pub fn log(&self, level: Level, message: &str) {
@@ -219,19 +275,15 @@ impl<'h, H: Host> Run<'h, H> {
                 let body = read_body(response.body, DEPTH0_BODY)?;
                 let mut record = None;
                 for entry in MultistatusReader::new(&body[..]) {
-                    let entry = entry.map_err(parse_error)?;
-                    match to_record(&entry, self.root, self.who) {
-                        Ok(r) if r.path == *path => record = Some(r),
-                        Ok(r) => {
+                    match self.convert(&entry.map_err(parse_error)?) {
+                        Some(r) if r.path == *path => record = Some(r),
+                        Some(r) => {
                             self.log(
                                 Level::Warn,
                                 &format!("asked for {path}, the server answered {}", r.path),
                             );
                         }
-                        Err(e) => {
-                            self.log(Level::Warn, &e.to_string());
-                            self.protected.push(path.clone());
-                        }
+                        None => {}
                     }
                 }
                 out.push(record);
@@ -240,19 +292,51 @@ impl<'h, H: Host> Run<'h, H> {
         Ok(out)
     }
 
+    /// The children of each folder (Depth 1), unplaced; `None` for a folder
+    /// that is gone.
+    pub fn fetch_children(
+        &mut self,
+        folders: &[String],
+    ) -> Result<Vec<Option<Vec<Record>>>, Error> {
+        let requests = folders
+            .iter()
+            .map(|p| propfind(self.root.url_of(p), "1"))
+            .collect();
+        let responses = self.host.send_all(requests);
+        if responses.len() != folders.len() {
+            return Err(Error::Http(
+                "the host answered a different number of requests".into(),
+            ));
+        }
+        let mut out = Vec::with_capacity(folders.len());
+        for (folder, response) in folders.iter().zip(responses) {
+            let response = response?;
+            match response.status {
+                207 => {}
+                404 => {
+                    out.push(None);
+                    continue;
+                }
+                status => return Err(Error::status(&format!("listing {folder}"), status)),
+            }
+            let mut children = Vec::new();
+            for entry in MultistatusReader::new(BufReader::new(response.body)) {
+                if let Some(r) = self.convert(&entry.map_err(parse_error)?)
+                    && r.path != *folder
+                {
+                    children.push(r);
+                }
+            }
+            out.push(Some(children));
+        }
+        Ok(out)
+    }
+
     /// Takes one listed entry, unless it is `own`: the folder whose Depth 1
     /// listing this is, placed already. Returns a folder it newly placed.
     fn take_entry(&mut self, entry: &DavEntry, own: Option<&str>) -> Result<Option<String>, Error> {
-        let record = match to_record(entry, self.root, self.who) {
-            Ok(r) => r,
-            Err(e) => {
-                self.log(Level::Warn, &e.to_string());
-                match e.path {
-                    Some(path) => self.protected.push(path),
-                    None => self.complete = false,
-                }
-                return Ok(None);
-            }
+        let Some(record) = self.convert(entry) else {
+            return Ok(None);
         };
         if own == Some(record.path.as_str()) {
             return Ok(None);
@@ -261,9 +345,48 @@ impl<'h, H: Host> Run<'h, H> {
         Ok(if self.take(record)? { sub } else { None })
     }
 
-    /// Takes a record as the server has it now; false when it was taken before this run.
+    /// The record for an entry, judged by the filter; `None`, logged, when
+    /// it cannot be read (what is known at its path is then kept).
+    pub fn convert(&mut self, entry: &DavEntry) -> Option<Record> {
+        match to_record(entry, self.root) {
+            Ok(mut record) => {
+                self.access.apply(self.who, &mut record);
+                if !self.filter.keeps(&record, upload_time(entry)) {
+                    self.excluded.insert(file_id(&record.external_id));
+                }
+                Some(record)
+            }
+            Err(e) => {
+                self.log(Level::Warn, &e.to_string());
+                match e.path {
+                    Some(path) => {
+                        self.protected.push(path);
+                        self.skipped = true;
+                    }
+                    None => self.complete = false,
+                }
+                None
+            }
+        }
+    }
+
+    /// Takes a record as the server has it now; false when it was taken
+    /// before this run or the filter leaves it out (then it is deleted if known).
     pub fn take(&mut self, record: Record) -> Result<bool, Error> {
-        if !self.seen.insert(file_id(&record.external_id)) {
+        let id = file_id(&record.external_id);
+        if self.excluded.contains(&id) {
+            self.reserved.remove(&id);
+            if let Some(known) = self
+                .host
+                .lookup(std::slice::from_ref(&record.external_id))
+                .pop()
+                .flatten()
+            {
+                self.remove(known.external_id)?;
+            }
+            return Ok(false);
+        }
+        if !self.seen.insert(id) {
             self.log(
                 Level::Warn,
                 &format!(
@@ -278,10 +401,41 @@ impl<'h, H: Host> Run<'h, H> {
         Ok(true)
     }
 
-    /// Marks a folder as placed without sending it: it is known and unchanged.
-    pub fn know_folder(&mut self, path: &str, external_id: &str) {
-        self.folders
-            .insert(path.to_string(), external_id.to_string());
+    /// Sends known records again where the shares on them or above them
+    /// changed: each root and everything known below it, with the
+    /// permissions the current shares give.
+    pub fn regrant(&mut self, roots: &[String]) -> Result<(), Error> {
+        for known in self.host.lookup(roots).into_iter().flatten() {
+            let mut after: Option<String> = None;
+            self.retake(known.clone())?;
+            loop {
+                let page =
+                    self.host
+                        .list_under(&known.path, Order::ParentsFirst, after.as_deref(), PAGE);
+                let Some(last) = page.last() else { break };
+                after = Some(last.path.clone());
+                for record in page {
+                    self.retake(record)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A known record with the permissions the current shares give; folders
+    /// it sits in are known (it was committed under them).
+    fn retake(&mut self, mut record: Record) -> Result<(), Error> {
+        let id = file_id(&record.external_id);
+        if self.seen.contains(&id) || self.deleted.contains(&id) {
+            return Ok(());
+        }
+        self.access.apply(self.who, &mut record);
+        if let Some(parent) = parent_of(&record.path)
+            && let Some(id) = record.parent_external_id.clone()
+        {
+            self.folders.entry(parent.to_string()).or_insert(id);
+        }
+        self.take(record).map(|_| ())
     }
 
     /// Sends a record once its parent is placed, then any records that were waiting for it.
@@ -318,7 +472,15 @@ impl<'h, H: Host> Run<'h, H> {
     pub fn delete(&mut self, known: &Record) -> Result<(), Error> {
         self.delete_unseen_under(&known.path)?;
         if !self.keeps(known) {
-            self.batcher.delete(known.external_id.clone())?;
+            self.remove(known.external_id.clone())?;
+        }
+        Ok(())
+    }
+
+    /// Sends a deletion, once per run.
+    fn remove(&mut self, external_id: String) -> Result<(), Error> {
+        if self.deleted.insert(file_id(&external_id)) {
+            self.batcher.delete(external_id)?;
         }
         Ok(())
     }
@@ -334,7 +496,7 @@ impl<'h, H: Host> Run<'h, H> {
             after = Some(last.path.clone());
             for known in page {
                 if !self.keeps(&known) {
-                    self.batcher.delete(known.external_id)?;
+                    self.remove(known.external_id)?;
                 }
             }
         }
@@ -342,10 +504,9 @@ impl<'h, H: Host> Run<'h, H> {
     }
 
     fn is_protected(&self, path: &str) -> bool {
-        self.protected.iter().any(|p| {
-            path == p
-                || (path.starts_with(p.as_str()) && path.as_bytes().get(p.len()) == Some(&b'/'))
-        })
+        self.protected
+            .iter()
+            .any(|p| path == p || is_under(path, p))
     }
 
     /// Gives up on records whose folder never came: they are protected and
@@ -370,7 +531,7 @@ impl<'h, H: Host> Run<'h, H> {
     /// set out to; otherwise commits the records alone.
     pub fn finish(mut self, sync_points: &[(&str, String)]) -> Result<SyncSummary, Error> {
         self.settle();
-        let sync_points: &[(&str, String)] = if self.complete {
+        let sync_points: &[(&str, String)] = if self.complete && !self.skipped {
             sync_points
         } else {
             self.log(
@@ -381,6 +542,14 @@ impl<'h, H: Host> Run<'h, H> {
         };
         self.batcher.finish(sync_points)
     }
+}
+
+/// Whether `path` lies strictly below the folder `folder`.
+fn is_under(path: &str, folder: &str) -> bool {
+    folder == "/" && path != "/"
+        || path.len() > folder.len()
+            && path.starts_with(folder)
+            && path.as_bytes()[folder.len()] == b'/'
 }
 
 /// `to_record` only accepts numeric file ids; anything else never matches.

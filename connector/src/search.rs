@@ -1,7 +1,6 @@
 //! Finding items by file id with WebDAV SEARCH, for items that are no longer
 //! where the activity stream last saw them.
 
-use crate::entry::to_record;
 use crate::error::Error;
 use crate::host::{Host, Level, Request};
 use crate::model::Record;
@@ -37,7 +36,7 @@ fn body(user_id: &str, ids: &[u64]) -> String {
   <d:basicsearch>
     <d:select><d:prop>
       <d:getetag/><d:getlastmodified/><d:getcontentlength/><d:getcontenttype/><d:resourcetype/>
-      <oc:fileid/><oc:permissions/><oc:size/><nc:creation_time/><oc:owner-id/><oc:checksums/>
+      <oc:fileid/><oc:permissions/><oc:size/><nc:creation_time/><nc:upload_time/><oc:owner-id/><oc:checksums/>
     </d:prop></d:select>
     <d:from><d:scope><d:href>/files/{}</d:href><d:depth>infinity</d:depth></d:scope></d:from>
     <d:where>{condition}</d:where>
@@ -70,13 +69,18 @@ pub fn by_file_ids<H: Host>(
         let body = read_body(response.body, SEARCH_BODY)?;
         for entry in MultistatusReader::new(&body[..]) {
             let entry = entry.map_err(parse_error)?;
-            match to_record(&entry, run.root, run.identity()) {
-                Ok(r) if chunk.iter().any(|id| id.to_string() == r.external_id) => found.push(r),
-                Ok(r) => run.log(
+            match run.convert(&entry) {
+                Some(r) if chunk.iter().any(|id| id.to_string() == r.external_id) => found.push(r),
+                Some(r) => run.log(
                     Level::Warn,
                     &format!("search answered an id not asked for: {}", r.external_id),
                 ),
-                Err(e) => return Err(Error::Protocol(e.to_string())),
+                // Unreadable: the id cannot be declared gone.
+                None => {
+                    return Err(Error::Protocol(
+                        "the server's search answer has an entry that cannot be read".into(),
+                    ));
+                }
             }
         }
     }

@@ -143,6 +143,21 @@ impl Host for MemoryHost {
             .collect()
     }
 
+    fn children(&self, parent_external_id: &str, after: Option<&str>, limit: u32) -> Vec<Record> {
+        let mut children: Vec<Record> = self
+            .committed
+            .borrow()
+            .known
+            .values()
+            .filter(|r| r.parent_external_id.as_deref() == Some(parent_external_id))
+            .filter(|r| after.is_none_or(|a| r.path.as_str() > a))
+            .cloned()
+            .collect();
+        children.sort_by(|a, b| a.path.cmp(&b.path));
+        children.truncate(limit as usize);
+        children
+    }
+
     fn put(&self, records: &[Record]) {
         self.stage(|s| {
             for r in records {

@@ -42,6 +42,10 @@ pub struct RecordLine<'a> {
     /// `owner`, `write` or `read`: the first permission entry's level.
     pub permission: Option<&'a str>,
     pub permission_letters: &'a str,
+    /// Every principal with access: the syncing user first, then the owner
+    /// of an item shared with them, then whoever they shared it with.
+    pub permissions: &'a [crate::model::Permission],
+    pub owner_id: Option<&'a str>,
 }
 
 impl<'a> RecordLine<'a> {
@@ -57,6 +61,8 @@ impl<'a> RecordLine<'a> {
             parent_external_id: r.parent_external_id.as_deref(),
             permission: r.permission.as_deref(),
             permission_letters: &r.permission_letters,
+            permissions: &r.permissions,
+            owner_id: r.owner_id.as_deref(),
         }
     }
 }
@@ -259,6 +265,8 @@ mod tests {
             "parent_external_id",
             "permission",
             "permission_letters",
+            "permissions",
+            "owner_id",
         ];
         let mut got = keys.clone();
         got.sort_unstable();

@@ -10,8 +10,8 @@
 //!
 //! ```sql
 //! sync_points(key TEXT PRIMARY KEY, value TEXT NOT NULL)
-//! known_records(external_id TEXT PRIMARY KEY, path TEXT NOT NULL, data TEXT NOT NULL)  -- data: the record as JSON
-//!   INDEX known_records_path(path)
+//! known_records(external_id TEXT PRIMARY KEY, parent_external_id TEXT, path TEXT NOT NULL, data TEXT NOT NULL)  -- data: the record as JSON
+//!   INDEX known_records_path(path), INDEX known_records_parent(parent_external_id, path)
 //! records(external_id TEXT PRIMARY KEY, parent_external_id TEXT, path TEXT NOT NULL, name TEXT NOT NULL,
 //!         is_folder INTEGER NOT NULL, etag TEXT NOT NULL, size INTEGER NOT NULL, mime_type TEXT NOT NULL,
 //!         modified INTEGER NOT NULL, created INTEGER, permission_letters TEXT NOT NULL, permission TEXT,
@@ -37,10 +37,12 @@ CREATE TABLE IF NOT EXISTS sync_points (
 );
 CREATE TABLE IF NOT EXISTS known_records (
     external_id TEXT PRIMARY KEY NOT NULL,
+    parent_external_id TEXT,
     path TEXT NOT NULL,
     data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS known_records_path ON known_records(path);
+CREATE INDEX IF NOT EXISTS known_records_parent ON known_records(parent_external_id, path);
 CREATE TABLE IF NOT EXISTS records (
     external_id TEXT PRIMARY KEY NOT NULL,
     parent_external_id TEXT,
@@ -212,6 +214,16 @@ impl Store {
             .collect()
     }
 
+    /// The known record at a decoded path (`/Documents/a b.txt`), as last committed.
+    pub fn lookup_path(&self, path: &str) -> Result<Option<Record>> {
+        let data: Option<String> = self
+            .conn
+            .prepare_cached("SELECT data FROM known_records WHERE path = ?1 LIMIT 1")?
+            .query_row([path], |r| r.get(0))
+            .optional()?;
+        data.map(|d| decode_record(&d)).transpose()
+    }
+
     /// Known records strictly below `path` (`/`: all but the root), in path
     /// order (`ParentsFirst` ascending, `ChildrenFirst` descending), strictly
     /// after `after` in that order, at most `limit`.
@@ -237,6 +249,18 @@ impl Store {
         };
         let mut stmt = self.conn.prepare_cached(sql)?;
         let rows = stmt.query_map(params![low, high, after, i64::from(limit)], |r| {
+            r.get::<_, String>(0)
+        })?;
+        rows.map(|d| decode_record(&d?)).collect()
+    }
+
+    /// Committed known records whose parent is `parent`, by path, after `after`.
+    pub fn children(&self, parent: &str, after: Option<&str>, limit: u32) -> Result<Vec<Record>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT data FROM known_records WHERE parent_external_id = ?1 AND (?2 IS NULL OR path > ?2)
+             ORDER BY path ASC LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![parent, after, i64::from(limit)], |r| {
             r.get::<_, String>(0)
         })?;
         rows.map(|d| decode_record(&d?)).collect()
@@ -441,10 +465,16 @@ fn apply(tx: &rusqlite::Transaction<'_>, op: &Staged, now: i64) -> rusqlite::Res
         }
         Staged::Put(record) => {
             tx.prepare_cached(
-                "INSERT INTO known_records (external_id, path, data) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(external_id) DO UPDATE SET path = excluded.path, data = excluded.data",
+                "INSERT INTO known_records (external_id, parent_external_id, path, data) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(external_id) DO UPDATE SET parent_external_id = excluded.parent_external_id,
+                     path = excluded.path, data = excluded.data",
             )?
-            .execute(params![record.external_id, record.path, encode(record)?])?;
+            .execute(params![
+                record.external_id,
+                record.parent_external_id,
+                record.path,
+                encode(record)?
+            ])?;
         }
         Staged::Remove(id) => {
             tx.prepare_cached("DELETE FROM known_records WHERE external_id = ?1")?
@@ -712,6 +742,34 @@ mod tests {
             s.lookup(&["1".into(), "2".into()]).unwrap(),
             vec![None, Some(rec("2", "/b2.txt"))]
         );
+    }
+
+    #[test]
+    fn children_are_one_level_by_parent_and_paged() {
+        let mut s = Store::open_in_memory().unwrap();
+        let child = |id: &str, path: &str, parent: &str| Record {
+            parent_external_id: Some(parent.to_string()),
+            ..rec(id, path)
+        };
+        s.put(vec![
+            rec("root", "/"),
+            child("a", "/A", "root"),
+            child("b", "/B", "root"),
+            child("c", "/C.txt", "root"),
+            child("ax", "/A/x.txt", "a"),
+        ]);
+        s.commit().unwrap();
+        let first = s.children("root", None, 2).unwrap();
+        assert_eq!(paths(&first), ["/A", "/B"]);
+        let rest = s.children("root", Some("/B"), 10).unwrap();
+        assert_eq!(paths(&rest), ["/C.txt"]);
+        assert_eq!(paths(&s.children("a", None, 10).unwrap()), ["/A/x.txt"]);
+        assert!(s.children("c", None, 10).unwrap().is_empty());
+        // A move changes the parent the index answers for.
+        s.put(vec![child("ax", "/B/x.txt", "b")]);
+        s.commit().unwrap();
+        assert!(s.children("a", None, 10).unwrap().is_empty());
+        assert_eq!(paths(&s.children("b", None, 10).unwrap()), ["/B/x.txt"]);
     }
 
     #[test]

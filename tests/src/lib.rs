@@ -4,6 +4,9 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub mod download;
 
 use host_runner::{Config, RunOptions, Secret, SinkRecord, SyncReport};
 use nextcloud_sim::{Server, SimOptions, Simulator};
@@ -47,7 +50,7 @@ pub fn rogue_wasm() -> PathBuf {
 
 /// A simulated server and an account synced from it into a fresh database.
 pub struct Account {
-    pub server: Server,
+    pub server: Arc<Server>,
     pub dir: tempfile::TempDir,
     pub config_path: PathBuf,
     pub component: PathBuf,
@@ -65,9 +68,24 @@ impl Account {
             app_password: PASSWORD.into(),
             ..options
         });
-        let server = Server::start(sim).expect("simulator starts");
-        let dir = tempfile::tempdir().unwrap();
-        let config_path = dir.path().join("connector.toml");
+        let server = Arc::new(Server::start(sim).expect("simulator starts"));
+        Self::on(
+            server,
+            &login,
+            tempfile::tempdir().unwrap(),
+            "connector.toml",
+            settings,
+        )
+    }
+
+    fn on(
+        server: Arc<Server>,
+        login: &str,
+        dir: tempfile::TempDir,
+        config: &str,
+        settings: &str,
+    ) -> Account {
+        let config_path = dir.path().join(config);
         std::fs::write(
             &config_path,
             format!(
@@ -82,6 +100,40 @@ impl Account {
             config_path,
             component: connector_wasm(),
         }
+    }
+
+    /// The same server and database under other settings (a second config
+    /// file beside the first; the database is shared).
+    pub fn twin(&self, settings: &str) -> Account {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("twin.toml");
+        std::fs::write(
+            &config_path,
+            format!(
+                "base_url = \"{}\"\nusername = \"{}\"\napp_password_env = \"{PASSWORD_ENV}\"\ndatabase = \"{}\"\n{settings}\n",
+                self.server.base_url(),
+                self.sim().options().login,
+                self.database().display()
+            ),
+        )
+        .unwrap();
+        Account {
+            server: self.server.clone(),
+            dir,
+            config_path,
+            component: self.component.clone(),
+        }
+    }
+
+    /// The same server with a fresh database: what a first full sync gives.
+    pub fn twin_fresh(&self) -> Account {
+        Self::on(
+            self.server.clone(),
+            &self.sim().options().login,
+            tempfile::tempdir().unwrap(),
+            "connector.toml",
+            "",
+        )
     }
 
     /// The demo's sample tree.
@@ -111,6 +163,20 @@ impl Account {
 
     pub fn records(&self) -> Vec<SinkRecord> {
         host_runner::list_records(&self.config()).expect("records list")
+    }
+
+    /// The records without what says how they got there (version, time of
+    /// the last update): equal between an incremental history and a fresh
+    /// full sync.
+    pub fn records_without_versions(&self) -> Vec<SinkRecord> {
+        self.records()
+            .into_iter()
+            .map(|r| SinkRecord {
+                version: 0,
+                updated_at: 0,
+                ..r
+            })
+            .collect()
     }
 
     /// Asserts the records are exactly what a Depth: infinity listing of the
