@@ -2,7 +2,7 @@
 //! place (with `main.rs`) that uses `anyhow`.
 
 use crate::commands::{RunOptions, list_records, run_sync, test_connection};
-use crate::config::Config;
+use crate::config::{Config, ConfigFile};
 use crate::demo::{DemoOptions, run_demo};
 use crate::error::{Error, exit_code};
 use crate::progress::{StderrAroundProgress, TerminalProgress};
@@ -27,6 +27,8 @@ Examples:
   NEXTCLOUD_APP_PASSWORD=... host-runner test-connection --config nc.toml
   NEXTCLOUD_APP_PASSWORD=... host-runner sync --config nc.toml --json
   host-runner records --config nc.toml
+  NEXTCLOUD_APP_PASSWORD=... host-runner run --config nc.toml --json
+  host-runner download --config nc.toml --path \"/Reports 2024/Q1.pdf\" -o q1.pdf
   host-runner demo
 
 Exit codes:
@@ -35,9 +37,16 @@ Exit codes:
   2  configuration or command-line problem
   3  Nextcloud rejected the credentials
   4  HTTP, server or protocol failure
-  5  SQLite storage failure
+  5  storage failure: the SQLite file, or writing a downloaded file
   6  the connector trapped or broke a sandbox limit (panic, memory, time)
   7  the connector component is missing, incompatible or does not load
+  8  another sync of the same account (database) is running
+
+`run` syncs every account of the file every `interval_minutes` (default 60)
+until SIGINT or SIGTERM: the sync in flight commits its current batch and
+`run` exits 0 (a second signal exits at once with 130). A file may list
+several accounts as [[account]] tables; the other commands then take
+`--account NAME`.
 
 Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more.";
 
@@ -65,6 +74,12 @@ enum Command {
         after_help = "Example:\n  NEXTCLOUD_APP_PASSWORD=... host-runner sync --config nc.toml"
     )]
     Sync(ConfigArgs),
+    /// Sync every account of the file every `interval_minutes`, until SIGINT
+    /// or SIGTERM; a line per sync (JSON lines with --json).
+    #[command(
+        after_help = "Example:\n  NEXTCLOUD_APP_PASSWORD=... host-runner run --config nc.toml --json"
+    )]
+    Run(ConfigArgs),
     /// Print the live records of the database (a tree, or JSON lines with --json).
     #[command(after_help = "Example:\n  host-runner records --config nc.toml --json | jq .path")]
     Records(ConfigArgs),
@@ -74,6 +89,10 @@ enum Command {
         after_help = "Example:\n  NEXTCLOUD_APP_PASSWORD=... host-runner test-connection --config nc.toml"
     )]
     TestConnection(ConfigArgs),
+    /// Download one file of the records (by id or path) into OUT, through
+    /// the connector; a progress bar shows on a terminal.
+    #[command(after_help = DOWNLOAD_HELP)]
+    Download(DownloadArgs),
     /// Start a simulated Nextcloud on loopback, sync its sample tree into a
     /// temporary database, and sync again to show nothing changed.
     Demo(DemoArgs),
@@ -85,6 +104,54 @@ struct ConfigArgs {
     #[arg(long, short = 'c', value_name = "FILE")]
     config: PathBuf,
     /// Print JSON on stdout instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Which account of a file with several [[account]] tables (its `name`).
+    #[arg(long, value_name = "NAME")]
+    account: Option<String>,
+}
+
+const DOWNLOAD_HELP: &str = "\
+The content goes to OUT.part beside OUT and is renamed to OUT only when it is
+complete and, when Nextcloud stores a checksum (SHA1, MD5 or Adler-32), verified.
+With --resume an interrupted download is continued from OUT.part with one Range
+request (or started over when the file changed or the server sends it all),
+and OUT.part is kept when the transfer breaks again. Without it OUT.part is
+removed on any failure.
+
+Exit codes: 2 a folder, an unknown record or a bad OUT; 3 the credentials were
+rejected; 4 gone from the server (404), changed (with --if-match), a checksum
+mismatch or another server failure; 5 writing OUT failed.
+
+Examples:
+  host-runner download -c nc.toml --path \"/Reports 2024/Q1.pdf\" -o q1.pdf
+  host-runner download -c nc.toml --id 183 -o - | sha1sum
+  host-runner download -c nc.toml --id 183 -o big.iso --resume --if-match --json";
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("record").required(true).args(["id", "path"])))]
+struct DownloadArgs {
+    /// The TOML configuration file.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: PathBuf,
+    /// The record's external id (Nextcloud's file id), as `records --json` shows it.
+    #[arg(long, value_name = "FILEID")]
+    id: Option<String>,
+    /// The record's path in the account, as `records` shows it (e.g. "/Reports 2024/Q1.pdf").
+    #[arg(long, value_name = "PATH")]
+    path: Option<String>,
+    /// Where to write: a file, a directory, or `-` for stdout [default: the
+    /// file's name in the current directory].
+    #[arg(long, short = 'o', value_name = "OUT")]
+    output: Option<PathBuf>,
+    /// Continue OUT.part where an interrupted download stopped; keep it if
+    /// this transfer breaks too.
+    #[arg(long)]
+    resume: bool,
+    /// Refuse to download a file that changed on the server since the last sync.
+    #[arg(long)]
+    if_match: bool,
+    /// Print a JSON summary on stdout instead of text (not with `-o -`).
     #[arg(long)]
     json: bool,
 }
@@ -127,8 +194,11 @@ pub fn main() -> ExitCode {
     };
     init_tracing();
     let json = match &cli.command {
-        Command::Sync(a) | Command::Records(a) | Command::TestConnection(a) => a.json,
+        Command::Sync(a) | Command::Records(a) | Command::TestConnection(a) | Command::Run(a) => {
+            a.json
+        }
         Command::Demo(a) => a.json,
+        Command::Download(a) => a.json,
     };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -158,6 +228,7 @@ fn error_kind(e: &Error) -> &'static str {
         Error::Server(_) => "server",
         Error::Storage(_) => "storage",
         Error::Guest(_) => "guest",
+        Error::Busy(_) => "busy",
     }
 }
 
@@ -172,7 +243,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let component = cli.component;
     match cli.command {
         Command::Sync(args) => {
-            let config = Config::load(&args.config)?;
+            let config = ConfigFile::load_account(&args.config, args.account.as_deref())?;
             let options = RunOptions {
                 component,
                 progress: TerminalProgress::for_stderr(),
@@ -185,7 +256,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Records(args) => {
-            let config = Config::load(&args.config)?;
+            let config = ConfigFile::load_account(&args.config, args.account.as_deref())?;
             let records = list_records(&config)?;
             let mut out = std::io::stdout().lock();
             if args.json {
@@ -198,7 +269,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::TestConnection(args) => {
-            let config = Config::load(&args.config)?;
+            let config = ConfigFile::load_account(&args.config, args.account.as_deref())?;
             let options = RunOptions {
                 component,
                 progress: TerminalProgress::for_stderr(),
@@ -210,6 +281,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 print!("{}", render::connection(&config.base_url, &report));
             }
         }
+        Command::Run(args) => {
+            if args.account.is_some() {
+                return Err(Error::Config(
+                    "`run` syncs every account of the file; `--account` is for the other commands"
+                        .into(),
+                )
+                .into());
+            }
+            crate::schedule::run_command(&args.config, component, args.json)?;
+        }
+        Command::Download(args) => download(args, component)?,
         Command::Demo(args) => {
             let options = DemoOptions {
                 keep: args.keep,
@@ -258,6 +340,47 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn download(args: DownloadArgs, component: Option<PathBuf>) -> anyhow::Result<()> {
+    use crate::download::{DownloadOptions, Output, Select};
+    let output = match args.output {
+        Some(p) if p.as_os_str() == "-" => Output::Stdout,
+        Some(p) => Output::File(p),
+        None => Output::Default,
+    };
+    if args.json && output == Output::Stdout {
+        return Err(
+            Error::Config("--json and `-o -` would both write to stdout; pick one".into()).into(),
+        );
+    }
+    let select = match (args.id, args.path) {
+        (Some(id), _) => Select::Id(id),
+        (None, Some(path)) => Select::Path(path),
+        (None, None) => unreachable!("clap requires --id or --path"),
+    };
+    let config = Config::load(&args.config)?;
+    let to_stdout = output == Output::Stdout;
+    let options = DownloadOptions {
+        select,
+        output,
+        resume: args.resume,
+        if_match: args.if_match,
+        progress: true,
+    };
+    let run = RunOptions {
+        component,
+        ..RunOptions::default()
+    };
+    let report = crate::download::download(&config, &run, &options)?;
+    if args.json {
+        print_json(&report)?;
+    } else if to_stdout {
+        crate::download::to_stderr(&crate::download::render(&report));
+    } else {
+        print!("{}", crate::download::render(&report));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,6 +395,7 @@ mod tests {
             "3  Nextcloud rejected",
             "6  the connector trapped",
             "7  the connector component",
+            "8  another sync",
         ] {
             assert!(help.contains(code), "{code}");
         }
@@ -310,6 +434,64 @@ mod tests {
         assert!(
             Cli::try_parse_from(["host-runner", "sync", "-c", "a", "--password", "x"]).is_err(),
             "no way to pass a secret"
+        );
+        let cli = Cli::try_parse_from(["host-runner", "run", "-c", "a.toml", "--json"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Run(ConfigArgs {
+                json: true,
+                account: None,
+                ..
+            })
+        ));
+        let cli = Cli::try_parse_from(["host-runner", "sync", "-c", "a.toml", "--account", "bob"])
+            .unwrap();
+        assert!(
+            matches!(cli.command, Command::Sync(ConfigArgs { account: Some(ref a), .. }) if a == "bob")
+        );
+    }
+
+    #[test]
+    fn download_parses_one_of_id_or_path() {
+        let cli = Cli::try_parse_from([
+            "host-runner",
+            "download",
+            "-c",
+            "a.toml",
+            "--path",
+            "/Reports 2024/Q1 résumé #1 & 100% (final)?.pdf",
+            "-o",
+            "-",
+            "--resume",
+            "--if-match",
+        ])
+        .unwrap();
+        let Command::Download(args) = cli.command else {
+            panic!("not a download")
+        };
+        assert_eq!(
+            args.path.as_deref(),
+            Some("/Reports 2024/Q1 résumé #1 & 100% (final)?.pdf")
+        );
+        assert_eq!(args.output, Some(PathBuf::from("-")));
+        assert!(args.resume && args.if_match && !args.json && args.id.is_none());
+        assert!(
+            Cli::try_parse_from(["host-runner", "download", "-c", "a.toml"]).is_err(),
+            "--id or --path is required"
+        );
+        assert!(
+            Cli::try_parse_from([
+                "host-runner",
+                "download",
+                "-c",
+                "a.toml",
+                "--id",
+                "1",
+                "--path",
+                "/a"
+            ])
+            .is_err(),
+            "not both"
         );
     }
 }

@@ -3,10 +3,12 @@
 use crate::config::Config;
 use crate::content::Destination;
 use crate::error::{Error, Result};
-use crate::http::HttpClient;
+use crate::http::{ClientOptions, HttpClient};
+use crate::lock::AccountLock;
 use crate::progress::{NoProgress, ProgressSink};
 use crate::runtime::bindings::exports::nextcloud::connector::lifecycle as life;
 use crate::runtime::{LoadedComponent, Session, SessionParts};
+use crate::stop::StopFlag;
 use crate::store::{SinkRecord, Store};
 use serde::Serialize;
 use std::io::Write;
@@ -68,6 +70,14 @@ pub struct SyncReport {
     pub unchanged: u64,
     pub requests: u64,
     pub duration_ms: u64,
+    /// Of `requests`, the retries (after a 429, 502, 503, 504, 423 or a reset).
+    pub retries: u64,
+    /// `records.on-changes` calls, each at most `batch_size` changes.
+    pub sink_calls: u64,
+    /// The most changes one of them carried.
+    pub largest_batch: u64,
+    /// Storage commits, each at most `batch_size` changes.
+    pub commits: u64,
 }
 
 impl SyncReport {
@@ -97,6 +107,10 @@ pub struct StreamReport {
     pub etag: Option<String>,
     pub resumed: bool,
     pub verified: Option<String>,
+    /// The server's checksum for the whole content, when it has one the
+    /// connector understands; set without `verified` after a resumed
+    /// transfer, which the caller must check itself.
+    pub checksum: Option<String>,
     pub requests: u64,
 }
 
@@ -117,6 +131,10 @@ struct Run {
 
 impl Run {
     fn start(config: &Config, options: &RunOptions) -> Result<Run> {
+        Run::start_with(config, options, ClientOptions::default())
+    }
+
+    fn start_with(config: &Config, options: &RunOptions, client: ClientOptions) -> Result<Run> {
         let started = Instant::now();
         for warning in &config.warnings {
             tracing::warn!("{warning}");
@@ -125,7 +143,7 @@ impl Run {
         let component = LoadedComponent::load(options.component.as_deref())?;
         tracing::debug!("connector component: {}", component.path().display());
         let store = Store::open(&config.database)?;
-        let http = Arc::new(HttpClient::new(config, &secret));
+        let http = Arc::new(HttpClient::with_options(config, &secret, client));
         let mut session = Session::new(
             &component,
             config,
@@ -163,10 +181,29 @@ impl Run {
 
 /// One sync: full when the database has no cursor yet, incremental otherwise.
 pub fn run_sync(config: &Config, options: &RunOptions) -> Result<SyncReport> {
-    let mut run = Run::start(config, options)?;
+    run_sync_with_stop(config, options, &StopFlag::new())
+}
+
+/// One sync that ends early, with its last batch committed, once `stop` is
+/// set (see [`crate::stop`]); it then fails with the error the connector
+/// made of the refused request. Holds the account's lock
+/// ([`AccountLock`]) throughout, and fails with [`Error::Busy`] at once when
+/// another sync holds it.
+pub fn run_sync_with_stop(
+    config: &Config,
+    options: &RunOptions,
+    stop: &StopFlag,
+) -> Result<SyncReport> {
+    let _lock = AccountLock::acquire(&config.database)?;
+    let client = ClientOptions {
+        stop: stop.clone(),
+        ..ClientOptions::default()
+    };
+    let mut run = Run::start_with(config, options, client)?;
     let result = run.session.run_sync();
     run.finish();
     let s = result?;
+    let sink = run.session.sink_stats();
     Ok(SyncReport {
         mode: match s.mode {
             life::SyncMode::Full => SyncMode::Full,
@@ -179,6 +216,10 @@ pub fn run_sync(config: &Config, options: &RunOptions) -> Result<SyncReport> {
         unchanged: s.unchanged,
         requests: run.http.requests_sent(),
         duration_ms: run.duration_ms(),
+        retries: run.http.retries(),
+        sink_calls: sink.calls,
+        largest_batch: sink.largest_call,
+        commits: sink.commits,
     })
 }
 
@@ -229,19 +270,45 @@ pub fn stream_record(
                 "no known record has the external id `{external_id}`; run a sync first"
             ))
         })?;
+    stream_into(
+        config,
+        options,
+        record,
+        Destination::new(writer).holding(offset),
+        offset,
+        if_match,
+    )
+    .map(|(report, _)| report)
+}
+
+/// Streams `record`'s content into `destination` (a file may hold the first
+/// `offset` bytes already); returns what the connector reported and what the
+/// destination received. `host-runner download` builds on this.
+pub fn stream_into(
+    config: &Config,
+    options: &RunOptions,
+    record: crate::model::Record,
+    destination: Destination,
+    offset: u64,
+    if_match: Option<String>,
+) -> Result<(StreamReport, crate::content::Delivered)> {
     let mut run = Run::start(config, options)?;
     let result = run.session.stream_record(
         record,
-        Destination::new(writer),
+        destination,
         life::StreamOptions { offset, if_match },
     );
     run.finish();
-    let (info, written) = result?;
-    Ok(StreamReport {
-        written,
-        etag: info.etag,
-        resumed: info.resumed,
-        verified: info.verified,
-        requests: run.http.requests_sent(),
-    })
+    let (info, delivered) = result?;
+    Ok((
+        StreamReport {
+            written: delivered.written,
+            etag: info.etag,
+            resumed: info.resumed,
+            verified: info.verified,
+            checksum: info.checksum,
+            requests: run.http.requests_sent(),
+        },
+        delivered,
+    ))
 }

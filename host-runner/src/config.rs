@@ -20,6 +20,33 @@
 //! http_timeout_seconds = 120
 //! max_concurrent_requests = 5
 //! max_body_mib = 64
+//! requests_per_second = 50
+//! max_retries = 5
+//! max_retry_seconds = 120
+//! ```
+//!
+//! `host-runner run` syncs every `interval_minutes` (default 60, a top-level
+//! key). One file may instead list several accounts, each a table with the
+//! keys above (and an optional `name`), each with its own database:
+//!
+//! ```toml
+//! interval_minutes = 30
+//!
+//! [[account]]
+//! name = "alice"
+//! base_url = "https://cloud.example.com"
+//! username = "alice"
+//! app_password_env = "ALICE_APP_PASSWORD"
+//! database = "alice.sqlite"
+//!
+//! [[account]]
+//! name = "bob"
+//! base_url = "https://other.example.org"
+//! username = "bob"
+//! app_password_file = "bob-app-password.txt"
+//! database = "bob.sqlite"
+//! [account.limits]
+//! requests_per_second = 10
 //! ```
 
 use crate::error::{Error, Result};
@@ -32,9 +59,29 @@ use url::Url;
 
 pub const DEFAULT_PASSWORD_ENV: &str = "NEXTCLOUD_APP_PASSWORD";
 
+/// The file: one account at the top level, or `[[account]]` tables.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawConfig {
+struct RawFile {
+    interval_minutes: Option<i64>,
+    #[serde(default)]
+    account: Vec<RawAccount>,
+    name: Option<String>,
+    base_url: Option<String>,
+    username: Option<String>,
+    app_password_env: Option<String>,
+    app_password_file: Option<PathBuf>,
+    database: Option<PathBuf>,
+    batch_size: Option<i64>,
+    reconcile_interval_minutes: Option<i64>,
+    filters: Option<RawFilters>,
+    limits: Option<RawLimits>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccount {
+    name: Option<String>,
     base_url: String,
     username: String,
     app_password_env: Option<String>,
@@ -46,6 +93,59 @@ struct RawConfig {
     filters: RawFilters,
     #[serde(default)]
     limits: RawLimits,
+}
+
+impl RawFile {
+    /// The single account of a file without `[[account]]` tables.
+    fn into_single(self) -> Result<RawAccount> {
+        let missing = |key: &str, what: &str| Error::Config(format!("missing `{key}`: {what}"));
+        Ok(RawAccount {
+            name: self.name,
+            base_url: self.base_url.ok_or_else(|| {
+                missing(
+                    "base_url",
+                    "set it to the address you open Nextcloud at, e.g. https://cloud.example.com",
+                )
+            })?,
+            username: self
+                .username
+                .ok_or_else(|| missing("username", "set it to your Nextcloud login name"))?,
+            app_password_env: self.app_password_env,
+            app_password_file: self.app_password_file,
+            database: self.database.ok_or_else(|| {
+                missing(
+                    "database",
+                    "name the SQLite file that keeps state and records",
+                )
+            })?,
+            batch_size: self.batch_size,
+            reconcile_interval_minutes: self.reconcile_interval_minutes,
+            filters: self.filters.unwrap_or_default(),
+            limits: self.limits.unwrap_or_default(),
+        })
+    }
+
+    /// Top-level account keys set next to `[[account]]` tables.
+    fn stray_account_keys(&self) -> Vec<&'static str> {
+        [
+            ("name", self.name.is_some()),
+            ("base_url", self.base_url.is_some()),
+            ("username", self.username.is_some()),
+            ("app_password_env", self.app_password_env.is_some()),
+            ("app_password_file", self.app_password_file.is_some()),
+            ("database", self.database.is_some()),
+            ("batch_size", self.batch_size.is_some()),
+            (
+                "reconcile_interval_minutes",
+                self.reconcile_interval_minutes.is_some(),
+            ),
+            ("filters", self.filters.is_some()),
+            ("limits", self.limits.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(key, set)| set.then_some(key))
+        .collect()
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -69,6 +169,9 @@ struct RawLimits {
     http_timeout_seconds: Option<i64>,
     max_concurrent_requests: Option<i64>,
     max_body_mib: Option<i64>,
+    requests_per_second: Option<i64>,
+    max_retries: Option<i64>,
+    max_retry_seconds: Option<i64>,
 }
 
 /// Which files a sync keeps (folders are always kept). Times are unix seconds,
@@ -93,10 +196,17 @@ pub struct Limits {
     pub guest_time_slice_ms: u64,
     /// Connect timeout, and the longest wait for any read of an answer.
     pub http_timeout_seconds: u64,
-    /// How many requests of one `send-all` run at once.
+    /// How many requests may be in flight at once (sent, and their answer
+    /// not yet read to the end).
     pub max_concurrent_requests: u32,
     /// The cap on a buffered (`send-all`) response body.
     pub max_body_mib: u32,
+    /// Attempts per second, retries included, with a burst of as many.
+    pub requests_per_second: u32,
+    /// Retries of one request after a 429, 502, 503, 504, 423 or a reset.
+    pub max_retries: u32,
+    /// The longest one request may keep retrying, waits included.
+    pub max_retry_seconds: u64,
 }
 
 impl Default for Limits {
@@ -107,6 +217,9 @@ impl Default for Limits {
             http_timeout_seconds: 120,
             max_concurrent_requests: 5,
             max_body_mib: 64,
+            requests_per_second: 50,
+            max_retries: 5,
+            max_retry_seconds: 120,
         }
     }
 }
@@ -116,6 +229,8 @@ impl Default for Limits {
 /// still prints as `[redacted]`).
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// What logs and `run`'s output call the account: `name`, or the username.
+    pub name: String,
     /// Normalised: `http(s)://host[:port][/subpath]`, no trailing slash.
     pub base_url: String,
     pub origin: Origin,
@@ -132,10 +247,19 @@ pub struct Config {
     pub warnings: Vec<String>,
 }
 
-impl Config {
+/// A whole configuration file: its accounts and the schedule of `run`.
+#[derive(Debug, Clone)]
+pub struct ConfigFile {
+    /// At least one; names and databases are distinct.
+    pub accounts: Vec<Config>,
+    /// How often `run` syncs every account.
+    pub interval_minutes: u64,
+}
+
+impl ConfigFile {
     /// Reads and validates a configuration file. Relative paths in it are
     /// relative to the file's directory.
-    pub fn load(path: &Path) -> Result<Config> {
+    pub fn load(path: &Path) -> Result<ConfigFile> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             Error::Config(format!("cannot read config file `{}`: {e}", path.display()))
         })?;
@@ -144,15 +268,127 @@ impl Config {
             _ => PathBuf::from("."),
         };
         let dir = std::path::absolute(&dir).unwrap_or(dir);
-        Config::from_toml_str(&text, &dir).map_err(|e| match e {
+        ConfigFile::from_toml_str(&text, &dir).map_err(|e| match e {
             Error::Config(m) => Error::Config(format!("`{}`: {m}", path.display())),
             other => other,
         })
     }
 
     /// Validates configuration text; relative paths resolve against `base_dir`.
+    pub fn from_toml_str(text: &str, base_dir: &Path) -> Result<ConfigFile> {
+        let raw: RawFile = toml::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
+        let interval_minutes =
+            in_range("interval_minutes", raw.interval_minutes, 60, 1, 525_600)? as u64;
+        let accounts = if raw.account.is_empty() {
+            vec![Config::from_raw(raw.into_single()?, base_dir, None)?]
+        } else {
+            let stray = raw.stray_account_keys();
+            if !stray.is_empty() {
+                return Err(Error::Config(format!(
+                    "{} set at the top level next to [[account]] tables: with [[account]], every account setting goes inside its own table",
+                    stray
+                        .iter()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            let accounts = raw
+                .account
+                .into_iter()
+                .enumerate()
+                .map(|(i, a)| Config::from_raw(a, base_dir, Some(i + 1)))
+                .collect::<Result<Vec<_>>>()?;
+            for (i, a) in accounts.iter().enumerate() {
+                for b in &accounts[..i] {
+                    if a.name == b.name {
+                        return Err(Error::Config(format!(
+                            "two accounts are called `{}`: give each [[account]] its own `name`",
+                            a.name
+                        )));
+                    }
+                    if a.database == b.database {
+                        return Err(Error::Config(format!(
+                            "accounts `{}` and `{}` share the database `{}`: each account keeps its own state, so give each its own `database`",
+                            b.name,
+                            a.name,
+                            a.database.display()
+                        )));
+                    }
+                }
+            }
+            accounts
+        };
+        Ok(ConfigFile {
+            accounts,
+            interval_minutes,
+        })
+    }
+
+    /// The account called `name`; without a name, the only account.
+    pub fn account(&self, name: Option<&str>) -> Result<&Config> {
+        let names = || {
+            self.accounts
+                .iter()
+                .map(|a| format!("`{}`", a.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match name {
+            None if self.accounts.len() == 1 => Ok(&self.accounts[0]),
+            None => Err(Error::Config(format!(
+                "the file lists {} accounts ({}); name one with `--account NAME`",
+                self.accounts.len(),
+                names()
+            ))),
+            Some(n) => self.accounts.iter().find(|a| a.name == n).ok_or_else(|| {
+                Error::Config(format!(
+                    "no account is called `{n}`; the file has {}",
+                    names()
+                ))
+            }),
+        }
+    }
+
+    /// The account called `name` (or the only one), from a configuration file.
+    pub fn load_account(path: &Path, name: Option<&str>) -> Result<Config> {
+        let file = ConfigFile::load(path)?;
+        file.account(name).cloned().map_err(|e| match e {
+            Error::Config(m) => Error::Config(format!("`{}`: {m}", path.display())),
+            other => other,
+        })
+    }
+}
+
+impl Config {
+    /// Reads and validates a configuration file of one account. Relative
+    /// paths in it are relative to the file's directory.
+    pub fn load(path: &Path) -> Result<Config> {
+        ConfigFile::load_account(path, None)
+    }
+
+    /// Validates configuration text of one account; relative paths resolve
+    /// against `base_dir`.
     pub fn from_toml_str(text: &str, base_dir: &Path) -> Result<Config> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
+        let mut file = ConfigFile::from_toml_str(text, base_dir)?;
+        file.account(None)?;
+        Ok(file.accounts.remove(0))
+    }
+
+    /// `index` is the account's place among `[[account]]` tables (from 1),
+    /// for messages.
+    fn from_raw(raw: RawAccount, base_dir: &Path, index: Option<usize>) -> Result<Config> {
+        let which = |m: String| match index {
+            Some(i) => Error::Config(format!("[[account]] #{i}: {m}")),
+            None => Error::Config(m),
+        };
+        Config::validate(raw, base_dir).map_err(|e| match e {
+            Error::Config(m) => which(m),
+            other => other,
+        })
+    }
+
+    fn validate(raw: RawAccount, base_dir: &Path) -> Result<Config> {
         let mut warnings = Vec::new();
         let (base_url, origin) = normalize_base_url(&raw.base_url, &mut warnings)?;
 
@@ -167,6 +403,18 @@ impl Config {
                 "`username` `{username}` contains `:` or a control character, which HTTP Basic authentication cannot carry"
             )));
         }
+        let name = match raw.name {
+            Some(n) => {
+                let n = n.trim().to_string();
+                if n.is_empty() || n.chars().any(char::is_control) {
+                    return Err(Error::Config(
+                        "`name` is empty or has control characters".into(),
+                    ));
+                }
+                n
+            }
+            None => username.to_string(),
+        };
 
         let secret_source = match (raw.app_password_env, raw.app_password_file) {
             (Some(_), Some(_)) => {
@@ -206,6 +454,7 @@ impl Config {
         let limits = validate_limits(raw.limits)?;
 
         Ok(Config {
+            name,
             base_url,
             origin,
             username: username.to_string(),
@@ -271,25 +520,22 @@ pub fn normalize_base_url(raw: &str, warnings: &mut Vec<String>) -> Result<(Stri
             "`base_url` must not contain a user name or password: put the login name in `username` and the app password in the environment variable or file".into(),
         ));
     }
-    if url.query().is_some() || url.fragment().is_some() {
+    let path = url.path().to_string();
+    let segments: Vec<&str> = path.split('/').collect();
+    if let Some(i) = inside_nextcloud(&segments) {
+        // The address of a page or endpoint of Nextcloud: keep what is before it.
+        let kept = segments[..i].join("/");
+        url.set_path(&kept);
+        url.set_query(None);
+        url.set_fragment(None);
+        let trimmed = url.as_str().trim_end_matches('/').to_string();
+        warnings.push(format!(
+            "`base_url` pointed inside Nextcloud (`{text}`); using `{trimmed}`: the base URL is the address you open Nextcloud at"
+        ));
+    } else if url.query().is_some() || url.fragment().is_some() {
         return Err(Error::Config(format!(
             "`base_url` `{text}` must not contain a query (`?…`) or fragment (`#…`)"
         )));
-    }
-
-    let path = url.path().to_string();
-    let segments: Vec<&str> = path.split('/').collect();
-    if let Some(i) = segments
-        .iter()
-        .position(|s| *s == "remote.php" || *s == "index.php" || s.starts_with("index.php"))
-    {
-        let kept = segments[..i].join("/");
-        url.set_path(&kept);
-        let trimmed = url.as_str().trim_end_matches('/').to_string();
-        warnings.push(format!(
-            "`base_url` pointed inside Nextcloud (`{}`); using `{trimmed}`: the base URL is the address you open Nextcloud at",
-            path
-        ));
     }
     let base = url.as_str().trim_end_matches('/').to_string();
 
@@ -302,6 +548,19 @@ pub fn normalize_base_url(raw: &str, warnings: &mut Vec<String>) -> Result<(Stri
     let origin = Origin::of(&url)
         .ok_or_else(|| Error::Config(format!("`base_url` `{text}` has no usable host and port")))?;
     Ok((base, origin))
+}
+
+/// Where a path's Nextcloud part begins: `remote.php`, `index.php…`,
+/// `public.php`, `status.php`, `ocs/v1.php`, `ocs/v2.php`, or the pretty URLs
+/// `apps/files`, `apps/dashboard` and `login`.
+fn inside_nextcloud(segments: &[&str]) -> Option<usize> {
+    segments.iter().enumerate().position(|(i, s)| {
+        let next = segments.get(i + 1).copied().unwrap_or("");
+        matches!(*s, "remote.php" | "public.php" | "status.php" | "login")
+            || s.starts_with("index.php")
+            || (*s == "ocs" && (next == "v1.php" || next == "v2.php"))
+            || (*s == "apps" && (next == "files" || next == "dashboard"))
+    })
 }
 
 fn normalize_extensions(key: &str, list: Vec<String>) -> Result<Vec<String>> {
@@ -412,6 +671,27 @@ fn validate_limits(raw: RawLimits) -> Result<Limits> {
             1,
             1024,
         )? as u32,
+        requests_per_second: in_range(
+            "limits.requests_per_second",
+            raw.requests_per_second,
+            d.requests_per_second.into(),
+            1,
+            10_000,
+        )? as u32,
+        max_retries: in_range(
+            "limits.max_retries",
+            raw.max_retries,
+            d.max_retries.into(),
+            0,
+            20,
+        )? as u32,
+        max_retry_seconds: in_range(
+            "limits.max_retry_seconds",
+            raw.max_retry_seconds,
+            d.max_retry_seconds as i64,
+            0,
+            3600,
+        )? as u64,
     })
 }
 
@@ -458,7 +738,106 @@ database = "state.sqlite"
         assert_eq!(c.reconcile_interval_minutes, 1440);
         assert_eq!(c.filters, Filters::default());
         assert_eq!(c.limits, Limits::default());
+        assert_eq!(c.limits.requests_per_second, 50);
+        assert_eq!(c.limits.max_concurrent_requests, 5);
+        assert_eq!(c.limits.max_retries, 5);
+        assert_eq!(c.limits.max_retry_seconds, 120);
+        assert_eq!(c.name, "alice");
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let file = ConfigFile::from_toml_str(MINIMAL, Path::new("/etc/nc")).unwrap();
+        assert_eq!(file.interval_minutes, 60);
+        assert_eq!(file.accounts.len(), 1);
+    }
+
+    const TWO: &str = r#"
+interval_minutes = 15
+
+[[account]]
+name = "alice"
+base_url = "https://cloud.example.com"
+username = "alice"
+app_password_env = "ALICE_PW"
+database = "alice.sqlite"
+
+[[account]]
+base_url = "https://other.example.org/nc/"
+username = "bob"
+app_password_file = "bob.txt"
+database = "/var/lib/bob.sqlite"
+batch_size = 10
+[account.limits]
+requests_per_second = 5
+"#;
+
+    #[test]
+    fn several_accounts_each_with_their_own_settings() {
+        let file = ConfigFile::from_toml_str(TWO, Path::new("/etc/nc")).unwrap();
+        assert_eq!(file.interval_minutes, 15);
+        let [alice, bob] = &file.accounts[..] else {
+            panic!("{:?}", file.accounts)
+        };
+        assert_eq!(alice.name, "alice");
+        assert_eq!(alice.database, PathBuf::from("/etc/nc/alice.sqlite"));
+        assert_eq!(alice.secret_source, SecretSource::Env("ALICE_PW".into()));
+        assert_eq!(alice.limits, Limits::default());
+        assert_eq!(alice.batch_size, 100);
+        assert_eq!(bob.name, "bob", "the username when there is no name");
+        assert_eq!(bob.base_url, "https://other.example.org/nc");
+        assert_eq!(
+            bob.secret_source,
+            SecretSource::File("/etc/nc/bob.txt".into())
+        );
+        assert_eq!(bob.batch_size, 10);
+        assert_eq!(bob.limits.requests_per_second, 5);
+
+        assert_eq!(file.account(Some("bob")).unwrap().username, "bob");
+        let msg = file.account(None).unwrap_err().to_string();
+        assert!(
+            msg.contains("2 accounts")
+                && msg.contains("`alice`, `bob`")
+                && msg.contains("--account"),
+            "{msg}"
+        );
+        let msg = file.account(Some("carol")).unwrap_err().to_string();
+        assert!(msg.contains("no account is called `carol`"), "{msg}");
+        let msg = Config::from_toml_str(TWO, Path::new("/etc/nc"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("--account"), "{msg}");
+    }
+
+    #[test]
+    fn several_accounts_problems_are_explained() {
+        let file = |text: &str| {
+            ConfigFile::from_toml_str(text, Path::new("/etc/nc"))
+                .unwrap_err()
+                .to_string()
+        };
+        let account = |name: &str, db: &str| {
+            format!(
+                "[[account]]\nname = \"{name}\"\nbase_url = \"https://h\"\nusername = \"u\"\ndatabase = \"{db}\"\n"
+            )
+        };
+        let msg = file(&format!("{}{}", account("a", "x"), account("a", "y")));
+        assert!(msg.contains("two accounts are called `a`"), "{msg}");
+        let msg = file(&format!("{}{}", account("a", "x"), account("b", "x")));
+        assert!(
+            msg.contains("`a` and `b` share the database") && msg.contains("own `database`"),
+            "{msg}"
+        );
+        let msg = file(&format!("base_url = \"https://h\"\n{}", account("a", "x")));
+        assert!(msg.contains("`base_url` set at the top level"), "{msg}");
+        let msg = file(&format!(
+            "{}{}",
+            account("a", "x"),
+            "[[account]]\nbase_url = \"ftp://h\"\nusername = \"u\"\ndatabase = \"z\"\n"
+        ));
+        assert!(
+            msg.contains("[[account]] #2") && msg.contains("https://"),
+            "{msg}"
+        );
+        let msg = file(&format!("{}interval_minutes = 5\n", account("a", "x")));
+        assert!(msg.contains("interval_minutes"), "{msg}");
     }
 
     #[test]
@@ -483,6 +862,9 @@ guest_time_slice_ms = 2000
 http_timeout_seconds = 30
 max_concurrent_requests = 2
 max_body_mib = 8
+requests_per_second = 7
+max_retries = 0
+max_retry_seconds = 30
 "#,
         )
         .unwrap();
@@ -502,9 +884,13 @@ max_body_mib = 8
                 guest_time_slice_ms: 2000,
                 http_timeout_seconds: 30,
                 max_concurrent_requests: 2,
-                max_body_mib: 8
+                max_body_mib: 8,
+                requests_per_second: 7,
+                max_retries: 0,
+                max_retry_seconds: 30,
             }
         );
+        assert_eq!(c.name, "alice@example.com");
     }
 
     #[test]
@@ -519,6 +905,19 @@ max_body_mib = 8
                 "https://h.example/nc",
             ),
             ("https://h.example/nc/index.php", "https://h.example/nc"),
+            (
+                "https://h.example/apps/files/files?dir=/Documents",
+                "https://h.example",
+            ),
+            (
+                "https://h.example/nc/ocs/v2.php/cloud/user?format=json",
+                "https://h.example/nc",
+            ),
+            ("https://h.example/nc/status.php", "https://h.example/nc"),
+            (
+                "https://h.example/index.php/apps/files/#top",
+                "https://h.example",
+            ),
         ] {
             let c = parse(&format!(
                 "base_url = \"{given}\"\nusername = \"a\"\ndatabase = \"d\"\n"
@@ -645,6 +1044,22 @@ max_body_mib = 8
             (
                 "[limits]\nmax_body_mib = 0",
                 "`limits.max_body_mib` must be between 1 and 1024",
+            ),
+            (
+                "[limits]\nrequests_per_second = 0",
+                "`limits.requests_per_second` must be between 1 and 10000",
+            ),
+            (
+                "[limits]\nmax_retries = 21",
+                "`limits.max_retries` must be between 0 and 20",
+            ),
+            (
+                "[limits]\nmax_retry_seconds = -1",
+                "`limits.max_retry_seconds` must be between 0 and 3600",
+            ),
+            (
+                "interval_minutes = 0",
+                "`interval_minutes` must be between 1 and 525600",
             ),
         ];
         for (line, want) in cases {

@@ -1,35 +1,213 @@
 //! The host side of the WIT `destination` resource: where a record's content
 //! goes when the connector streams it.
+//!
+//! A destination is a stream (stdout, a pipe: it cannot take back what it
+//! was given) or a file, which may already hold the first bytes of the
+//! content (a partial download being resumed) and can be emptied when the
+//! connector says the content starts over.
 
-use std::io::Write;
+use std::fs::File;
+use std::io::{Seek, SeekFrom, Write};
+
+enum Sink {
+    Stream(Box<dyn Write + Send>),
+    File(File),
+}
+
+/// Told the number of bytes the destination holds after each write.
+pub type OnProgress = Box<dyn FnMut(u64) + Send>;
 
 pub struct Destination {
-    writer: Box<dyn Write + Send>,
+    sink: Sink,
+    /// Bytes held before the connector wrote anything (a resumed partial file).
+    held: u64,
+    /// Bytes written since the start or the last restart.
     written: u64,
+    restarted: bool,
+    on_progress: Option<OnProgress>,
+}
+
+/// What a destination ended up with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    /// Bytes the connector wrote (after the last restart, if any).
+    pub written: u64,
+    /// Bytes held before those, kept (0 after a restart).
+    pub held: u64,
+    /// Whether the connector started the content over.
+    pub restarted: bool,
+}
+
+impl Delivered {
+    /// The length of the content held now.
+    pub fn total(&self) -> u64 {
+        self.held + self.written
+    }
 }
 
 impl Destination {
+    /// A stream: it cannot start over once something was written to it.
     pub fn new(writer: impl Write + Send + 'static) -> Destination {
         Destination {
-            writer: Box::new(writer),
+            sink: Sink::Stream(Box::new(writer)),
+            held: 0,
             written: 0,
+            restarted: false,
+            on_progress: None,
+        }
+    }
+
+    /// Says that whoever reads the stream already holds `held` bytes of the
+    /// content (a resumed transfer to a stream): they cannot be taken back,
+    /// so the destination refuses to start over.
+    pub fn holding(mut self, held: u64) -> Destination {
+        self.held = held;
+        self
+    }
+
+    /// A file positioned at its end, whose `held` bytes are the start of the
+    /// content; a restart truncates it.
+    pub fn file(mut file: File) -> std::io::Result<Destination> {
+        let held = file.seek(SeekFrom::End(0))?;
+        Ok(Destination {
+            sink: Sink::File(file),
+            held,
+            written: 0,
+            restarted: false,
+            on_progress: None,
+        })
+    }
+
+    /// Calls `f` with the bytes held after every write and restart.
+    pub fn on_progress(mut self, f: impl FnMut(u64) + Send + 'static) -> Destination {
+        self.on_progress = Some(Box::new(f));
+        self
+    }
+
+    fn report(&mut self) {
+        let total = self.held + self.written;
+        if let Some(f) = &mut self.on_progress {
+            f(total);
         }
     }
 
     pub fn write_chunk(&mut self, chunk: &[u8]) -> Result<(), String> {
-        self.writer
-            .write_all(chunk)
-            .map_err(|e| format!("writing the content failed: {e}"))?;
+        let result = match &mut self.sink {
+            Sink::Stream(w) => w.write_all(chunk),
+            Sink::File(f) => f.write_all(chunk),
+        };
+        result.map_err(|e| format!("writing the content failed: {e}"))?;
         self.written += chunk.len() as u64;
+        self.report();
         Ok(())
     }
 
-    pub fn finish(mut self) -> std::io::Result<u64> {
-        self.writer.flush()?;
-        Ok(self.written)
+    /// Empties the destination: the content starts again at byte 0.
+    pub fn restart(&mut self) -> Result<(), String> {
+        match &mut self.sink {
+            Sink::File(f) => {
+                f.set_len(0)
+                    .and_then(|()| f.seek(SeekFrom::Start(0)).map(drop))
+                    .map_err(|e| format!("emptying the file to start over failed: {e}"))?;
+            }
+            Sink::Stream(_) if self.held + self.written == 0 => {}
+            Sink::Stream(_) => {
+                return Err(format!(
+                    "cannot start over: {} bytes already went to the output stream",
+                    self.held + self.written
+                ));
+            }
+        }
+        self.held = 0;
+        self.written = 0;
+        self.restarted = true;
+        self.report();
+        Ok(())
+    }
+
+    /// Flushes (a file is not synced to disk here; the caller does that
+    /// before making it visible).
+    pub fn finish(mut self) -> std::io::Result<Delivered> {
+        match &mut self.sink {
+            Sink::Stream(w) => w.flush()?,
+            Sink::File(f) => f.flush()?,
+        }
+        Ok(Delivered {
+            written: self.written,
+            held: self.held,
+            restarted: self.restarted,
+        })
     }
 
     pub fn written(&self) -> u64 {
         self.written
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::sync::{Arc, Mutex};
+
+    #[test]
+    fn a_file_keeps_what_it_held_and_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.part");
+        std::fs::write(&path, b"hello ").unwrap();
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let mut d = Destination::file(file)
+            .unwrap()
+            .on_progress(move |n| log.lock().unwrap().push(n));
+        d.write_chunk(b"world").unwrap();
+        let done = d.finish().unwrap();
+        assert_eq!(
+            done,
+            Delivered {
+                written: 5,
+                held: 6,
+                restarted: false
+            }
+        );
+        assert_eq!(done.total(), 11);
+        assert_eq!(std::fs::read(&path).unwrap(), b"hello world");
+        assert_eq!(*seen.lock().unwrap(), [11]);
+    }
+
+    #[test]
+    fn a_file_restart_drops_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.part");
+        std::fs::write(&path, b"stale bytes of another version").unwrap();
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        let mut d = Destination::file(file).unwrap();
+        d.restart().unwrap();
+        d.write_chunk(b"fresh").unwrap();
+        let done = d.finish().unwrap();
+        assert!(done.restarted);
+        assert_eq!(done.total(), 5);
+        let mut s = String::new();
+        File::open(&path).unwrap().read_to_string(&mut s).unwrap();
+        assert_eq!(s, "fresh");
+    }
+
+    #[test]
+    fn a_stream_restarts_only_while_empty() {
+        let mut d = Destination::new(Vec::new());
+        d.restart().unwrap();
+        d.write_chunk(b"x").unwrap();
+        let err = d.restart().unwrap_err();
+        assert!(err.contains("cannot start over"), "{err}");
+    }
+
+    #[test]
+    fn a_stream_after_held_bytes_cannot_restart() {
+        let mut d = Destination::new(Vec::new()).holding(10);
+        assert!(d.restart().is_err());
+        d.write_chunk(b"tail").unwrap();
+        let done = d.finish().unwrap();
+        assert_eq!((done.held, done.written, done.restarted), (10, 4, false));
     }
 }

@@ -27,6 +27,9 @@ pub enum Error {
     /// violation.
     #[error("connector failed: {0}")]
     Guest(String),
+    /// Another sync of the same account (the same database) is running.
+    #[error("{0}")]
+    Busy(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -49,6 +52,8 @@ pub mod exit_code {
     pub const GUEST: i32 = 6;
     /// The connector component is missing, incompatible or does not load.
     pub const COMPONENT: i32 = 7;
+    /// Another sync of the same account holds its lock.
+    pub const BUSY: i32 = 8;
 }
 
 impl Error {
@@ -61,6 +66,20 @@ impl Error {
             Error::Server(_) => exit_code::SERVER,
             Error::Storage(_) => exit_code::STORAGE,
             Error::Guest(_) => exit_code::GUEST,
+            Error::Busy(_) => exit_code::BUSY,
+        }
+    }
+
+    /// A short name of the kind, for JSON output.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Config(_) => "config",
+            Error::Component(_) => "component",
+            Error::Unauthorized(_) => "unauthorized",
+            Error::Server(_) => "server",
+            Error::Storage(_) => "storage",
+            Error::Guest(_) => "guest",
+            Error::Busy(_) => "busy",
         }
     }
 }
@@ -84,6 +103,7 @@ mod tests {
             Error::Server(String::new()),
             Error::Storage(String::new()),
             Error::Guest(String::new()),
+            Error::Busy(String::new()),
         ];
         let mut codes: Vec<i32> = errors.iter().map(Error::exit_code).collect();
         codes.sort_unstable();

@@ -10,18 +10,30 @@
 //!   being sent, so a wrong password cannot walk into Nextcloud's brute-force
 //!   lockout (10 failures in 30 minutes block the address).
 //! * Timeouts on connect and on every read; buffered bodies are capped.
-//!
-//! No retries yet: [`HttpClient::dispatch`] is the one place a retry policy
-//! (backoff on 429/503) would wrap [`HttpClient::attempt`].
+//! * Every attempt is paced by [`Pace`]: a token bucket
+//!   (`limits.requests_per_second`) and a cap on requests in flight
+//!   (`limits.max_concurrent_requests`), for `send` and `send-all` alike. A
+//!   streamed answer stays in flight until the connector has read it to the
+//!   end or dropped it.
+//! * [`HttpClient::dispatch`] retries what [`crate::retry`] says is worth it
+//!   (429, 502, 503, 504, 423, a connection reset), always before any byte of
+//!   the answer reached the connector, never a 401. Each retry is an attempt
+//!   on the wire, counted in [`HttpClient::requests_sent`], and logged.
+//! * Once a stop was asked for ([`StopFlag`]) no request is sent, waits end,
+//!   and after the connector's next commit no further response byte is handed
+//!   out, so the run ends with its last batch committed.
 
 use crate::config::Config;
 use crate::origin::Origin;
+use crate::pace::{Pace, Permit, RealTime, Timekeeper};
+use crate::retry::{RetryPolicy, parse_retry_after, retry_reason};
 use crate::secret::Secret;
+use crate::stop::StopFlag;
 use base64::Engine as _;
 use std::io::Read;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use ureq::http::{HeaderName, HeaderValue, Method};
 use url::Url;
 
@@ -31,6 +43,13 @@ pub const MAX_CHUNK: u32 = 1 << 20;
 /// The answers of one `send-all` together may hold this many times
 /// `max_body_mib`.
 pub const BATCH_BUDGET_BODIES: u64 = 4;
+
+/// After a stop was asked for, answers are handed out until the connector's
+/// next commit, or at most this long.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// How often a wait (rate limit, backoff) looks at the stop flag and the 401 latch.
+const PAUSE_STEP: Duration = Duration::from_millis(100);
 
 /// Headers only the host may set.
 const CREDENTIAL_HEADERS: [&str; 4] = ["authorization", "proxy-authorization", "cookie", "host"];
@@ -99,6 +118,10 @@ pub struct ResponseBody {
     inner: BodyInner,
     /// `METHOD url`, for error messages.
     what: String,
+    /// A streamed answer is in flight until it is finished or dropped.
+    permit: Option<Permit>,
+    /// Ends a streamed answer early once the run is stopping.
+    gate: Option<Arc<StopGate>>,
 }
 
 impl ResponseBody {
@@ -106,11 +129,28 @@ impl ResponseBody {
         ResponseBody {
             inner: BodyInner::Buffered(std::io::Cursor::new(bytes)),
             what: String::new(),
+            permit: None,
+            gate: None,
         }
+    }
+
+    fn finish(&mut self) {
+        self.inner = BodyInner::Finished;
+        self.permit = None;
     }
 
     /// Up to `max` bytes (at most [`MAX_CHUNK`]); `None` once finished.
     pub fn read_chunk(&mut self, max: u32) -> Result<Option<Vec<u8>>, HttpError> {
+        if matches!(self.inner, BodyInner::Finished) {
+            return Ok(None);
+        }
+        if self.gate.as_ref().is_some_and(|g| g.halted()) {
+            self.finish();
+            return Err(HttpError::Connection(format!(
+                "{}: the rest of the answer was not read: host-runner is stopping (SIGINT or SIGTERM); the next run goes on from the last commit",
+                self.what
+            )));
+        }
         let want = max.min(MAX_CHUNK) as usize;
         let reader: &mut dyn Read = match &mut self.inner {
             BodyInner::Finished => return Ok(None),
@@ -124,7 +164,7 @@ impl ResponseBody {
         loop {
             match reader.read(&mut buf) {
                 Ok(0) => {
-                    self.inner = BodyInner::Finished;
+                    self.finish();
                     return Ok(None);
                 }
                 Ok(n) => {
@@ -133,7 +173,7 @@ impl ResponseBody {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    self.inner = BodyInner::Finished;
+                    self.finish();
                     return Err(io_error(&self.what, e));
                 }
             }
@@ -141,7 +181,77 @@ impl ResponseBody {
     }
 }
 
-/// A request that passed the policy, ready to send.
+/// A run's side of the stop flag: new requests stop at once; answers being
+/// read stop after the connector's next commit (or [`STOP_GRACE`]).
+#[derive(Debug)]
+struct StopGate {
+    flag: StopFlag,
+    halted: AtomicBool,
+    /// When this run first saw the flag set.
+    seen: Mutex<Option<Instant>>,
+}
+
+impl StopGate {
+    fn new(flag: StopFlag) -> StopGate {
+        StopGate {
+            flag,
+            halted: AtomicBool::new(false),
+            seen: Mutex::new(None),
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.flag.is_requested()
+    }
+
+    /// Whether answers may no longer be read.
+    fn halted(&self) -> bool {
+        if self.halted.load(Ordering::SeqCst) {
+            return true;
+        }
+        if !self.stopping() {
+            return false;
+        }
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.get_or_insert_with(Instant::now).elapsed() >= STOP_GRACE {
+            self.halted.store(true, Ordering::SeqCst);
+            return true;
+        }
+        false
+    }
+
+    fn committed(&self) {
+        if self.stopping() {
+            self.halted.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+/// What an [`HttpClient`] takes besides the configuration.
+#[derive(Clone)]
+pub struct ClientOptions {
+    /// Stops the run's HTTP when set (see the module docs).
+    pub stop: StopFlag,
+    /// The clocks for pacing and backoff.
+    pub time: Arc<dyn Timekeeper>,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            stop: StopFlag::new(),
+            time: Arc::new(RealTime::new()),
+        }
+    }
+}
+
+/// One attempt that got no answer; `reset` when it is worth another.
+struct Failure {
+    error: HttpError,
+    reset: bool,
+}
+
+/// A request that passed the policy, ready to send (again).
 struct Prepared {
     method: Method,
     url: Url,
@@ -161,10 +271,14 @@ pub struct HttpClient {
     origin: Origin,
     username: String,
     authorization: HeaderValue,
-    max_concurrent: usize,
     max_body_bytes: u64,
     timeout: Duration,
+    retry: RetryPolicy,
+    pace: Pace,
+    time: Arc<dyn Timekeeper>,
+    gate: Arc<StopGate>,
     requests_sent: AtomicU64,
+    retries: AtomicU64,
     credentials_rejected: AtomicBool,
 }
 
@@ -174,12 +288,18 @@ impl std::fmt::Debug for HttpClient {
             .field("origin", &self.origin)
             .field("username", &self.username)
             .field("authorization", &"[redacted]")
+            .field("pace", &self.pace)
+            .field("retry", &self.retry)
             .finish_non_exhaustive()
     }
 }
 
 impl HttpClient {
     pub fn new(config: &Config, secret: &Secret) -> HttpClient {
+        HttpClient::with_options(config, secret, ClientOptions::default())
+    }
+
+    pub fn with_options(config: &Config, secret: &Secret, options: ClientOptions) -> HttpClient {
         let limits = &config.limits;
         let timeout = Duration::from_secs(limits.http_timeout_seconds);
         let connect = timeout.min(Duration::from_secs(30));
@@ -214,17 +334,45 @@ impl HttpClient {
             origin: config.origin.clone(),
             username: config.username.clone(),
             authorization,
-            max_concurrent: limits.max_concurrent_requests.max(1) as usize,
             max_body_bytes: u64::from(limits.max_body_mib) << 20,
             timeout,
+            retry: RetryPolicy::from_limits(limits),
+            pace: Pace::new(
+                limits.requests_per_second,
+                limits.max_concurrent_requests,
+                options.time.clone(),
+            ),
+            time: options.time,
+            gate: Arc::new(StopGate::new(options.stop)),
             requests_sent: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
             credentials_rejected: AtomicBool::new(false),
         }
     }
 
-    /// Requests that went out on the wire in this run.
+    /// Attempts that went out on the wire in this run, retries included.
     pub fn requests_sent(&self) -> u64 {
         self.requests_sent.load(Ordering::SeqCst)
+    }
+
+    /// Of those, the retries.
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::SeqCst)
+    }
+
+    /// The most requests that were in flight at once in this run.
+    pub fn peak_in_flight(&self) -> usize {
+        self.pace.peak_in_flight()
+    }
+
+    /// Whether a stop was asked for.
+    pub fn stopping(&self) -> bool {
+        self.gate.stopping()
+    }
+
+    /// The connector committed: when stopping, no further answer is read.
+    pub fn committed(&self) {
+        self.gate.committed();
     }
 
     /// Whether Nextcloud answered 401 in this run.
@@ -236,7 +384,11 @@ impl HttpClient {
     pub fn send(&self, request: OutgoingRequest) -> Result<IncomingResponse, HttpError> {
         let prepared = self.prepare(request)?;
         let what = prepared.what();
-        let response = self.dispatch(prepared)?;
+        let (response, permit) = self.dispatch(&prepared, || {
+            self.pace
+                .try_acquire()
+                .ok_or_else(|| self.no_free_slot(&what))
+        })?;
         let (parts, body) = response.into_parts();
         Ok(IncomingResponse {
             status: parts.status.as_u16(),
@@ -244,8 +396,20 @@ impl HttpClient {
             body: ResponseBody {
                 inner: BodyInner::Streaming(body.into_reader()),
                 what,
+                permit: Some(permit),
+                gate: Some(self.gate.clone()),
             },
         })
+    }
+
+    /// The connector is single-threaded: when every slot is taken by answers
+    /// it holds open, waiting would never end.
+    fn no_free_slot(&self, what: &str) -> HttpError {
+        HttpError::Refused(format!(
+            "not sent: {what}: the connector holds {} answers open without reading them to the end, and `limits.max_concurrent_requests` is {}; it must finish or drop one first",
+            self.pace.max_in_flight(),
+            self.pace.max_in_flight()
+        ))
     }
 
     /// Several requests, up to `max_concurrent_requests` at once, each body
@@ -254,9 +418,21 @@ impl HttpClient {
         &self,
         requests: Vec<OutgoingRequest>,
     ) -> Vec<Result<IncomingResponse, HttpError>> {
+        // Slots held by answers the connector keeps open stay taken during
+        // this call; the rest are this batch's.
+        let free = self.pace.available();
         let slots: Vec<Mutex<Option<Result<Prepared, HttpError>>>> = requests
             .into_iter()
-            .map(|r| Mutex::new(Some(self.prepare(r))))
+            .map(|r| {
+                let prepared = self.prepare(r).and_then(|p| {
+                    if free == 0 {
+                        Err(self.no_free_slot(&p.what()))
+                    } else {
+                        Ok(p)
+                    }
+                });
+                Mutex::new(Some(prepared))
+            })
             .collect();
         let results: Vec<Mutex<Option<Result<IncomingResponse, HttpError>>>> =
             slots.iter().map(|_| Mutex::new(None)).collect();
@@ -278,7 +454,7 @@ impl HttpClient {
                 *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
             }
         };
-        let workers = self.max_concurrent.min(slots.len());
+        let workers = free.min(slots.len());
         if workers <= 1 {
             work();
         } else {
@@ -304,7 +480,8 @@ impl HttpClient {
         budget: &AtomicU64,
     ) -> Result<IncomingResponse, HttpError> {
         let what = prepared.what();
-        let response = self.dispatch(prepared)?;
+        // Fewer workers than free slots: this never waits for long.
+        let (response, permit) = self.dispatch(&prepared, || Ok(self.pace.acquire()))?;
         let (parts, mut body) = response.into_parts();
         let cap = self.max_body_bytes;
         let too_large = || {
@@ -321,6 +498,7 @@ impl HttpClient {
             .take(cap + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| io_error(&what, e))?;
+        drop(permit);
         if bytes.len() as u64 > cap {
             return Err(too_large());
         }
@@ -408,19 +586,111 @@ impl HttpClient {
         })
     }
 
-    /// Sends a prepared request and applies the answer policy (the 401 latch).
-    /// A retry policy would loop around `attempt` here.
-    fn dispatch(&self, prepared: Prepared) -> Result<ureq::http::Response<ureq::Body>, HttpError> {
+    /// Sends a prepared request under the pace, applies the answer policy
+    /// (the 401 latch) and retries what is worth it. `acquire` gives the
+    /// in-flight slot of each attempt; the last one comes back with the answer.
+    fn dispatch(
+        &self,
+        prepared: &Prepared,
+        acquire: impl Fn() -> Result<Permit, HttpError>,
+    ) -> Result<(ureq::http::Response<ureq::Body>, Permit), HttpError> {
+        let what = prepared.what();
+        let started = self.time.now();
+        let mut retry = 0u32;
+        loop {
+            self.may_send(&what)?;
+            self.wait_for_token(&what)?;
+            // A sibling of a send-all may have met a 401 meanwhile.
+            self.may_send(&what)?;
+            let permit = acquire()?;
+            let (outcome, reason, retry_after) = match self.attempt(prepared) {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    self.judge(&what, status)?;
+                    let headers = header_list(response.headers());
+                    let Some(reason) = retry_reason(status, &headers) else {
+                        return Ok((response, permit));
+                    };
+                    let after = headers
+                        .iter()
+                        .find(|(n, _)| n == "retry-after")
+                        .and_then(|(_, v)| parse_retry_after(v, self.time.wall()));
+                    (Ok(response), reason, after)
+                }
+                Err(Failure { error, reset: true }) => {
+                    let reason = format!("no answer ({error})");
+                    (Err(error), reason, None)
+                }
+                Err(Failure { error, .. }) => return Err(error),
+            };
+            let elapsed = self.time.now().saturating_sub(started);
+            match self
+                .retry
+                .delay(retry, retry_after, elapsed, fastrand::f64())
+            {
+                Some(wait) => {
+                    tracing::warn!(
+                        "{what}: {reason}; retry {} of at most {} in {:.1} s",
+                        retry + 1,
+                        self.retry.max_retries,
+                        wait.as_secs_f64()
+                    );
+                    // Nothing of this answer reached the connector.
+                    drop(outcome);
+                    drop(permit);
+                    self.pause(wait, &what)?;
+                    retry += 1;
+                    self.retries.fetch_add(1, Ordering::SeqCst);
+                }
+                None => {
+                    tracing::warn!(
+                        "{what}: {reason}; giving up after {retry} retries in {:.1} s (`limits.max_retries` is {}, `limits.max_retry_seconds` is {})",
+                        elapsed.as_secs_f64(),
+                        self.retry.max_retries,
+                        self.retry.max_total.as_secs()
+                    );
+                    return outcome.map(|r| (r, permit));
+                }
+            }
+        }
+    }
+
+    /// Whether anything may still be sent in this run.
+    fn may_send(&self, what: &str) -> Result<(), HttpError> {
         if self.credentials_rejected() {
             return Err(HttpError::Unauthorized(format!(
                 "not sent: {}",
                 self.rejected_message()
             )));
         }
-        let what = prepared.what();
-        let response = self.attempt(prepared)?;
-        self.judge(&what, response.status().as_u16())?;
-        Ok(response)
+        if self.gate.stopping() {
+            return Err(HttpError::Refused(format!(
+                "not sent: {what}: host-runner is stopping (SIGINT or SIGTERM); the next run goes on from the last commit"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Takes a token of the rate limit, waiting for one.
+    fn wait_for_token(&self, what: &str) -> Result<(), HttpError> {
+        loop {
+            match self.pace.take_token() {
+                Ok(()) => return Ok(()),
+                Err(wait) => self.pause(wait, what)?,
+            }
+        }
+    }
+
+    /// Waits, in steps, unless the run stops or the credentials were rejected meanwhile.
+    fn pause(&self, duration: Duration, what: &str) -> Result<(), HttpError> {
+        let mut left = duration;
+        while !left.is_zero() {
+            self.may_send(what)?;
+            let step = left.min(PAUSE_STEP);
+            self.time.sleep(step);
+            left -= step;
+        }
+        Ok(())
     }
 
     /// The answer policy: a 401 latches "credentials rejected" and fails; a
@@ -440,12 +710,6 @@ impl HttpClient {
             429 if self.credentials_rejected() => Err(HttpError::Unauthorized(format!(
                 "{what} answered 429 Too Many Requests after the credentials were rejected: Nextcloud's brute-force protection has probably blocked this address. It lifts 30 minutes after the last failed login (an admin can run `occ security:bruteforce:reset <address>`); fix the credentials before trying again"
             ))),
-            429 => {
-                tracing::warn!(
-                    "{what} answered 429 Too Many Requests: the server is throttling this address; if earlier runs used a wrong password, Nextcloud's brute-force protection may have blocked it for 30 minutes"
-                );
-                Ok(())
-            }
             _ => Ok(()),
         }
     }
@@ -459,30 +723,45 @@ impl HttpClient {
     }
 
     /// Exactly one exchange on the wire.
-    fn attempt(&self, prepared: Prepared) -> Result<ureq::http::Response<ureq::Body>, HttpError> {
+    fn attempt(&self, prepared: &Prepared) -> Result<ureq::http::Response<ureq::Body>, Failure> {
         let what = prepared.what();
         let mut builder = ureq::http::Request::builder()
-            .method(prepared.method)
+            .method(prepared.method.clone())
             .uri(prepared.url.as_str());
-        for (name, value) in prepared.headers {
+        for (name, value) in &prepared.headers {
             builder = builder.header(name, value);
         }
         tracing::debug!("sending {what}");
         self.requests_sent.fetch_add(1, Ordering::SeqCst);
-        let result = match prepared.body {
+        let refused = |e: ureq::http::Error| Failure {
+            error: HttpError::Refused(e.to_string()),
+            reset: false,
+        };
+        let result = match &prepared.body {
             Some(body) => builder
-                .body(body)
-                .map_err(|e| HttpError::Refused(e.to_string()))
-                .and_then(|r| self.agent.run(r).map_err(|e| self.ureq_error(&what, e))),
+                .body(body.clone())
+                .map_err(refused)
+                .and_then(|r| self.agent.run(r).map_err(|e| self.failure(&what, e))),
             None => builder
                 .body(())
-                .map_err(|e| HttpError::Refused(e.to_string()))
-                .and_then(|r| self.agent.run(r).map_err(|e| self.ureq_error(&what, e))),
+                .map_err(refused)
+                .and_then(|r| self.agent.run(r).map_err(|e| self.failure(&what, e))),
         };
         if let Ok(r) = &result {
             tracing::debug!("{what} -> {}", r.status());
         }
         result
+    }
+
+    fn failure(&self, what: &str, e: ureq::Error) -> Failure {
+        let reset = match &e {
+            ureq::Error::Io(io) => is_reset(io.kind()),
+            _ => false,
+        };
+        Failure {
+            error: self.ureq_error(what, e),
+            reset,
+        }
     }
 
     fn ureq_error(&self, what: &str, e: ureq::Error) -> HttpError {
@@ -501,6 +780,15 @@ impl HttpClient {
             other => HttpError::Connection(format!("{what}: {other}")),
         }
     }
+}
+
+/// The connection broke under the request: worth another attempt.
+fn is_reset(kind: std::io::ErrorKind) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        kind,
+        ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
+    )
 }
 
 fn io_error(what: &str, e: std::io::Error) -> HttpError {
@@ -532,6 +820,7 @@ fn header_list(headers: &ureq::http::HeaderMap) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pace::ManualTime;
     use std::io::{BufRead, BufReader, Write};
     use std::net::{TcpListener, TcpStream};
     use std::sync::Arc;
@@ -596,6 +885,35 @@ mod tests {
         )
         .unwrap();
         HttpClient::new(&config, &Secret::new("app-pass-word"))
+    }
+
+    /// A client on a manual clock (waits are instant and recorded).
+    fn paced_client(base: &str, tweak: &str, stop: StopFlag) -> (HttpClient, Arc<ManualTime>) {
+        let time = Arc::new(ManualTime::new(wall_start()));
+        (paced_client_on(base, tweak, stop, time.clone()), time)
+    }
+
+    fn paced_client_on(
+        base: &str,
+        tweak: &str,
+        stop: StopFlag,
+        time: Arc<dyn Timekeeper>,
+    ) -> HttpClient {
+        let config = Config::from_toml_str(
+            &format!("base_url = \"{base}\"\nusername = \"alice\"\ndatabase = \"x\"\n{tweak}"),
+            std::path::Path::new("/tmp"),
+        )
+        .unwrap();
+        HttpClient::with_options(
+            &config,
+            &Secret::new("app-pass-word"),
+            ClientOptions { stop, time },
+        )
+    }
+
+    /// A whole second, so that HTTP dates (second resolution) are exact.
+    fn wall_start() -> std::time::SystemTime {
+        std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_750_000_000)
     }
 
     fn read_all(body: &mut ResponseBody) -> Vec<u8> {
@@ -871,6 +1189,7 @@ mod tests {
         let c = client_for(&base, "[limits]\nhttp_timeout_seconds = 1");
         let r = c.send(OutgoingRequest::get(format!("{base}/slow")));
         assert!(matches!(r, Err(HttpError::Timeout(_))), "{:?}", r.err());
+        assert_eq!(c.requests_sent(), 1, "a timeout is not retried");
         hold.join().unwrap();
     }
 
@@ -886,6 +1205,419 @@ mod tests {
         assert_eq!(b.read_chunk(u32::MAX).unwrap().unwrap().len(), 7);
         assert_eq!(b.read_chunk(10).unwrap(), None);
         assert_eq!(b.read_chunk(10).unwrap(), None);
+    }
+
+    // ----- retries ---------------------------------------------------------
+
+    #[test]
+    fn a_503_is_retried_with_backoff_and_every_attempt_counts() {
+        let (base, seen) = server(|i| match i {
+            0 | 1 => reply("503 Service Unavailable", "", ""),
+            _ => reply("200 OK", "", "fine"),
+        });
+        let (c, time) = paced_client(&base, "", StopFlag::new());
+        let mut r = c.send(OutgoingRequest::get(format!("{base}/x"))).unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(read_all(&mut r.body), b"fine");
+        assert_eq!(seen.lock().unwrap().len(), 3);
+        assert_eq!(c.requests_sent(), 3);
+        assert_eq!(c.retries(), 2);
+        // Full jitter below 0.5 s, then below 1 s; no rate-limit waits.
+        assert!(time.now() < Duration::from_millis(1500), "{:?}", time.now());
+    }
+
+    #[test]
+    fn every_transient_status_is_retried_and_others_are_not() {
+        for status in [
+            "429 Too Many Requests",
+            "502 Bad Gateway",
+            "504 Gateway Timeout",
+            "423 Locked",
+        ] {
+            let (base, seen) = server(move |i| match i {
+                0 => reply(status, "", ""),
+                _ => reply("207 Multi-Status", "", ""),
+            });
+            let (c, _) = paced_client(&base, "", StopFlag::new());
+            let r = c.send(OutgoingRequest::get(format!("{base}/x"))).unwrap();
+            assert_eq!(r.status, 207, "{status}");
+            assert_eq!(seen.lock().unwrap().len(), 2, "{status}");
+        }
+        for status in [
+            "500 Internal Server Error",
+            "404 Not Found",
+            "403 Forbidden",
+        ] {
+            let (base, seen) = server(move |_| reply(status, "", ""));
+            let (c, time) = paced_client(&base, "", StopFlag::new());
+            let r = c.send(OutgoingRequest::get(format!("{base}/x"))).unwrap();
+            assert_eq!(r.status.to_string(), status[..3], "{status}");
+            assert_eq!(seen.lock().unwrap().len(), 1, "{status}");
+            assert_eq!(time.now(), Duration::ZERO);
+        }
+    }
+
+    #[test]
+    fn retry_after_in_seconds_is_honoured_beyond_the_backoff_cap() {
+        let (base, _seen) = server(|i| match i {
+            0 => reply(
+                "503 Service Unavailable",
+                "Retry-After: 45\r\nX-Nextcloud-Maintenance-Mode: 1\r\n",
+                "",
+            ),
+            _ => reply("200 OK", "", ""),
+        });
+        let (c, time) = paced_client(&base, "", StopFlag::new());
+        assert_eq!(
+            c.send(OutgoingRequest::get(format!("{base}/x")))
+                .unwrap()
+                .status,
+            200
+        );
+        assert_eq!(time.now(), Duration::from_secs(45));
+    }
+
+    #[test]
+    fn retry_after_as_a_date_is_honoured() {
+        let date = httpdate::fmt_http_date(wall_start() + Duration::from_secs(7));
+        let (base, _seen) = server(move |i| match i {
+            0 => reply(
+                "429 Too Many Requests",
+                &format!("Retry-After: {date}\r\n"),
+                "",
+            ),
+            _ => reply("200 OK", "", ""),
+        });
+        let (c, time) = paced_client(&base, "", StopFlag::new());
+        assert_eq!(
+            c.send(OutgoingRequest::get(format!("{base}/x")))
+                .unwrap()
+                .status,
+            200
+        );
+        assert_eq!(time.now(), Duration::from_secs(7));
+    }
+
+    #[test]
+    fn retries_are_bounded_in_count() {
+        let (base, seen) = server(|_| reply("503 Service Unavailable", "", ""));
+        let (c, _) = paced_client(&base, "", StopFlag::new());
+        let r = c.send(OutgoingRequest::get(format!("{base}/x"))).unwrap();
+        assert_eq!(r.status, 503, "the last answer goes to the connector");
+        assert_eq!(seen.lock().unwrap().len(), 6, "one attempt and 5 retries");
+        assert_eq!((c.requests_sent(), c.retries()), (6, 5));
+
+        let (base, seen) = server(|_| reply("503 Service Unavailable", "", ""));
+        let (c, _) = paced_client(&base, "[limits]\nmax_retries = 0", StopFlag::new());
+        assert_eq!(
+            c.send(OutgoingRequest::get(format!("{base}/x")))
+                .unwrap()
+                .status,
+            503
+        );
+        assert_eq!(seen.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn retries_are_bounded_in_total_time() {
+        let (base, seen) = server(|_| reply("503 Service Unavailable", "Retry-After: 100\r\n", ""));
+        let (c, time) = paced_client(&base, "", StopFlag::new());
+        let r = c.send(OutgoingRequest::get(format!("{base}/x"))).unwrap();
+        assert_eq!(r.status, 503);
+        // 100 s as asked, then the 20 s left of the two minutes, then no more.
+        assert_eq!(seen.lock().unwrap().len(), 3);
+        assert_eq!(time.now(), Duration::from_secs(120));
+    }
+
+    #[test]
+    fn a_connection_reset_before_the_answer_is_retried() {
+        // An empty answer: the server hangs up without a byte.
+        let (base, seen) = server(|i| match i {
+            0 => String::new(),
+            _ => reply("200 OK", "", "ok"),
+        });
+        let (c, _) = paced_client(&base, "", StopFlag::new());
+        let r = c.send(OutgoingRequest::get(format!("{base}/x")));
+        assert_eq!(r.map(|r| r.status).map_err(|e| e.to_string()), Ok(200));
+        assert_eq!(seen.lock().unwrap().len(), 2);
+        assert_eq!(c.retries(), 1);
+    }
+
+    #[test]
+    fn a_body_that_breaks_midway_is_an_error_not_a_retry() {
+        let (base, seen) = server(|_| {
+            "HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\nonly part"
+                .to_string()
+        });
+        let (c, _) = paced_client(&base, "", StopFlag::new());
+        let mut r = c.send(OutgoingRequest::get(format!("{base}/x"))).unwrap();
+        let mut got = Vec::new();
+        let err = loop {
+            match r.body.read_chunk(1024) {
+                Ok(Some(chunk)) => got.extend(chunk),
+                Ok(None) => panic!("a short body must not end cleanly"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(got, b"only part");
+        assert!(matches!(err, HttpError::Connection(_)), "{err:?}");
+        assert_eq!(seen.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_401_is_never_retried_and_nothing_is_sent_after_it() {
+        let (base, seen) = server(|i| match i {
+            0 => reply("503 Service Unavailable", "", ""),
+            _ => reply("401 Unauthorized", "", ""),
+        });
+        let (c, _) = paced_client(&base, "", StopFlag::new());
+        let r = c.send(OutgoingRequest::get(format!("{base}/x")));
+        assert!(
+            matches!(&r, Err(HttpError::Unauthorized(m)) if m.contains("app password")),
+            "{:?}",
+            r.err()
+        );
+        let later = c.send_all(vec![
+            OutgoingRequest::get(format!("{base}/a")),
+            OutgoingRequest::get(format!("{base}/b")),
+        ]);
+        assert!(
+            later
+                .iter()
+                .all(|r| matches!(r, Err(HttpError::Unauthorized(m)) if m.starts_with("not sent")))
+        );
+        assert_eq!(seen.lock().unwrap().len(), 2, "the 503, then the 401");
+        assert_eq!(c.requests_sent(), 2);
+    }
+
+    #[test]
+    fn a_429_after_a_401_is_the_lockout_and_is_not_retried() {
+        // Two requests of one send-all are both on the server before the
+        // first is answered 401; the second is answered 429 only once the
+        // client has seen that 401: then it is the brute-force lockout.
+        let client: Arc<std::sync::OnceLock<Arc<HttpClient>>> = Arc::default();
+        let both_arrived = Arc::new(std::sync::Barrier::new(2));
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        {
+            let client = client.clone();
+            std::thread::spawn(move || {
+                for stream in listener.incoming().flatten().take(2) {
+                    let (client, both_arrived) = (client.clone(), both_arrived.clone());
+                    std::thread::spawn(move || {
+                        let head = read_request(&stream);
+                        both_arrived.wait();
+                        let mut stream = stream;
+                        if head.starts_with("GET /first ") {
+                            let _ = stream.write_all(reply("401 Unauthorized", "", "").as_bytes());
+                        } else {
+                            let c = client.get().expect("the client is set before sending");
+                            let deadline = Instant::now() + Duration::from_secs(30);
+                            while !c.credentials_rejected() && Instant::now() < deadline {
+                                std::thread::yield_now();
+                            }
+                            let _ =
+                                stream.write_all(reply("429 Too Many Requests", "", "").as_bytes());
+                        }
+                    });
+                }
+            });
+        }
+        let (c, _) = paced_client(&base, "", StopFlag::new());
+        let c = Arc::new(c);
+        client.set(c.clone()).unwrap();
+        let results = c.send_all(vec![
+            OutgoingRequest::get(format!("{base}/first")),
+            OutgoingRequest::get(format!("{base}/second")),
+        ]);
+        assert!(matches!(&results[0], Err(HttpError::Unauthorized(m)) if m.contains("401")));
+        match &results[1] {
+            Err(HttpError::Unauthorized(m)) => {
+                assert!(m.contains("429") && m.contains("brute-force"), "{m}")
+            }
+            other => panic!("{:?}", other.as_ref().map(|r| r.status)),
+        }
+        assert_eq!(c.requests_sent(), 2, "the 429 was not retried");
+        assert_eq!(c.retries(), 0);
+    }
+
+    // ----- pace --------------------------------------------------------------
+
+    #[test]
+    fn the_rate_limit_holds_across_send_and_send_all() {
+        let (base, seen) = server(|_| reply("200 OK", "", ""));
+        let (c, time) = paced_client(
+            &base,
+            "[limits]\nrequests_per_second = 5\nmax_concurrent_requests = 2",
+            StopFlag::new(),
+        );
+        for i in 0..3 {
+            c.send(OutgoingRequest::get(format!("{base}/s{i}")))
+                .unwrap();
+        }
+        let results = c.send_all(
+            (0..9)
+                .map(|i| OutgoingRequest::get(format!("{base}/a{i}")))
+                .collect(),
+        );
+        assert!(results.iter().all(|r| r.is_ok()));
+        assert_eq!(seen.lock().unwrap().len(), 12);
+        // 12 attempts, a burst of 5, then 5 a second.
+        let at_least = Duration::from_millis((12 - 5) * 1000 / 5);
+        assert!(time.now() >= at_least, "{:?}", time.now());
+        assert!(
+            time.now() <= at_least + Duration::from_millis(5),
+            "{:?}",
+            time.now()
+        );
+    }
+
+    /// A server that answers each connection on its own thread and counts
+    /// how many requests it holds at once (from the first byte read to the
+    /// last written).
+    fn concurrent_server() -> (
+        String,
+        Arc<std::sync::atomic::AtomicUsize>,
+        Arc<std::sync::atomic::AtomicUsize>,
+    ) {
+        use std::sync::atomic::AtomicUsize;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let now = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let (n, m) = (now.clone(), most.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (n, m) = (n.clone(), m.clone());
+                std::thread::spawn(move || {
+                    let mut first = [0u8; 1];
+                    if stream.peek(&mut first).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let held = n.fetch_add(1, Ordering::SeqCst) + 1;
+                    m.fetch_max(held, Ordering::SeqCst);
+                    let _ = read_request(&stream);
+                    let mut stream = stream;
+                    let _ =
+                        stream.write_all(reply("200 OK", "", &"z".repeat(64 * 1024)).as_bytes());
+                    n.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        (base, now, most)
+    }
+
+    #[test]
+    fn send_all_never_has_more_than_the_cap_in_flight() {
+        let (base, _now, most) = concurrent_server();
+        let c = client_for(&base, "[limits]\nmax_concurrent_requests = 3");
+        let results = c.send_all(
+            (0..24)
+                .map(|i| OutgoingRequest::get(format!("{base}/{i}")))
+                .collect(),
+        );
+        assert!(results.iter().all(|r| r.is_ok()));
+        assert!(
+            most.load(Ordering::SeqCst) <= 3,
+            "{}",
+            most.load(Ordering::SeqCst)
+        );
+        assert!(c.peak_in_flight() <= 3);
+        assert_eq!(c.pace.available(), 3, "every slot freed");
+    }
+
+    #[test]
+    fn open_answers_hold_their_slot() {
+        let (base, seen) = server(|_| reply("200 OK", "", "abcdefgh"));
+        let c = client_for(&base, "[limits]\nmax_concurrent_requests = 2");
+        let mut a = c.send(OutgoingRequest::get(format!("{base}/a"))).unwrap();
+        let b = c.send(OutgoingRequest::get(format!("{base}/b"))).unwrap();
+        let refused = c.send(OutgoingRequest::get(format!("{base}/c")));
+        assert!(
+            matches!(&refused, Err(HttpError::Refused(m)) if m.contains("max_concurrent_requests")),
+            "{:?}",
+            refused.err()
+        );
+        let batch = c.send_all(vec![OutgoingRequest::get(format!("{base}/d"))]);
+        assert!(matches!(&batch[0], Err(HttpError::Refused(_))));
+        assert_eq!(
+            seen.lock().unwrap().len(),
+            2,
+            "nothing was sent while both were open"
+        );
+        // Reading one to the end frees its slot; dropping the other too.
+        assert_eq!(read_all(&mut a.body), b"abcdefgh");
+        c.send(OutgoingRequest::get(format!("{base}/c"))).unwrap();
+        drop(b);
+        let batch = c.send_all(vec![
+            OutgoingRequest::get(format!("{base}/e")),
+            OutgoingRequest::get(format!("{base}/f")),
+        ]);
+        assert!(batch.iter().all(|r| r.is_ok()));
+    }
+
+    // ----- stop ---------------------------------------------------------------
+
+    #[test]
+    fn a_stop_refuses_new_requests_and_ends_reads_after_the_next_commit() {
+        let (base, seen) = server(|_| reply("200 OK", "", "0123456789ab"));
+        let stop = StopFlag::new();
+        let (c, _) = paced_client(&base, "", stop.clone());
+        let mut open = c.send(OutgoingRequest::get(format!("{base}/a"))).unwrap();
+        assert_eq!(open.body.read_chunk(4).unwrap().unwrap(), b"0123");
+        stop.request();
+        assert!(c.stopping());
+        let refused = c.send(OutgoingRequest::get(format!("{base}/b")));
+        assert!(
+            matches!(&refused, Err(HttpError::Refused(m)) if m.contains("stopping")),
+            "{:?}",
+            refused.err()
+        );
+        let batch = c.send_all(vec![OutgoingRequest::get(format!("{base}/c"))]);
+        assert!(matches!(&batch[0], Err(HttpError::Refused(_))));
+        // The batch in flight goes on until the connector commits it.
+        assert_eq!(open.body.read_chunk(4).unwrap().unwrap(), b"4567");
+        c.committed();
+        let cut = open.body.read_chunk(4);
+        assert!(
+            matches!(&cut, Err(HttpError::Connection(m)) if m.contains("stopping")),
+            "{cut:?}"
+        );
+        assert_eq!(open.body.read_chunk(4).unwrap(), None);
+        assert_eq!(seen.lock().unwrap().len(), 1);
+        assert_eq!(c.pace.available(), 5, "the cut answer freed its slot");
+    }
+
+    /// A clock whose first sleep asks for a stop, as a signal during a wait would.
+    struct StopDuringSleep(ManualTime, StopFlag);
+
+    impl Timekeeper for StopDuringSleep {
+        fn now(&self) -> Duration {
+            self.0.now()
+        }
+        fn wall(&self) -> std::time::SystemTime {
+            self.0.wall()
+        }
+        fn sleep(&self, d: Duration) {
+            self.1.request();
+            self.0.sleep(d);
+        }
+    }
+
+    #[test]
+    fn a_stop_ends_a_backoff_wait_without_another_attempt() {
+        let (base, seen) = server(|_| reply("503 Service Unavailable", "Retry-After: 60\r\n", ""));
+        let stop = StopFlag::new();
+        let time = Arc::new(StopDuringSleep(ManualTime::new(wall_start()), stop.clone()));
+        let c = paced_client_on(&base, "", stop, time.clone());
+        let r = c.send(OutgoingRequest::get(format!("{base}/x")));
+        assert!(
+            matches!(&r, Err(HttpError::Refused(m)) if m.contains("stopping")),
+            "{:?}",
+            r.err()
+        );
+        assert_eq!(seen.lock().unwrap().len(), 1);
+        assert!(time.0.now() < Duration::from_secs(1), "{:?}", time.0.now());
     }
 
     #[test]

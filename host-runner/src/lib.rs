@@ -14,14 +14,20 @@ pub mod commands;
 pub mod config;
 pub mod content;
 pub mod demo;
+pub mod download;
 pub mod error;
 pub mod http;
+pub mod lock;
 pub mod model;
 pub mod origin;
+pub mod pace;
 pub mod progress;
 pub mod render;
+pub mod retry;
 pub mod runtime;
+pub mod schedule;
 pub mod secret;
+pub mod stop;
 pub mod store;
 pub mod timefmt;
 
@@ -29,7 +35,7 @@ pub use commands::{
     ConnectionReport, RunOptions, StreamReport, SyncMode, SyncReport, list_records, run_sync,
     stream_record, test_connection,
 };
-pub use config::Config;
+pub use config::{Config, ConfigFile};
 pub use error::{Error, Result, exit_code};
 pub use secret::Secret;
 pub use store::{SinkRecord, Store};

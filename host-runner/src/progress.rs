@@ -118,6 +118,45 @@ impl Drop for TerminalProgress {
     }
 }
 
+/// A bar counting the bytes of one download on stderr, shown only when
+/// stderr is a terminal; log lines print around it.
+pub struct ByteProgress {
+    bar: ProgressBar,
+}
+
+impl ByteProgress {
+    /// `total` is the expected size; `None` when stderr is not a terminal.
+    pub fn for_stderr(label: &str, total: u64) -> Option<ByteProgress> {
+        if !std::io::stderr().is_terminal() {
+            return None;
+        }
+        let bar = ProgressBar::new(total);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        let shown: String = label.chars().filter(|c| !c.is_control()).take(40).collect();
+        bar.set_message(shown);
+        *ACTIVE.lock().unwrap_or_else(|p| p.into_inner()) = Some(bar.clone());
+        Some(ByteProgress { bar })
+    }
+
+    /// A handle for another thread (the destination's callback).
+    pub fn bar(&self) -> ProgressBar {
+        self.bar.clone()
+    }
+}
+
+impl Drop for ByteProgress {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
+        *ACTIVE.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
+
 /// A `tracing` writer for stderr that hides the progress display while a
 /// line prints.
 #[derive(Debug, Default, Clone, Copy)]

@@ -152,6 +152,22 @@ pub struct HostState {
     pub store: Store,
     pub progress: Arc<dyn ProgressSink>,
     pub batch_size: u32,
+    pub sink: SinkStats,
+}
+
+/// How the connector used the sink and storage in a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SinkStats {
+    /// Accepted `records.on-changes` calls.
+    pub calls: u64,
+    /// The most changes in one of them.
+    pub largest_call: u64,
+    /// Successful `storage.commit` calls.
+    pub commits: u64,
+    /// The most changes one commit made durable.
+    pub largest_commit: u64,
+    /// Changes sent since the last commit.
+    pub pending: u64,
 }
 
 impl HostState {
@@ -280,6 +296,20 @@ impl storage::Host for HostState {
         Ok(found.into_iter().map(convert::record_to_wit).collect())
     }
 
+    fn children(
+        &mut self,
+        parent_external_id: String,
+        after: Option<String>,
+        limit: u32,
+    ) -> wasmtime::Result<Vec<types::Record>> {
+        self.called();
+        let found = self
+            .store
+            .children(&parent_external_id, after.as_deref(), limit)
+            .map_err(fault)?;
+        Ok(found.into_iter().map(convert::record_to_wit).collect())
+    }
+
     fn put(&mut self, records: Vec<types::Record>) -> wasmtime::Result<()> {
         self.called();
         self.store
@@ -298,7 +328,15 @@ impl storage::Host for HostState {
         let staged = self.store.staged_len();
         let result = self.store.commit().map_err(|e| e.to_string());
         match &result {
-            Ok(()) => tracing::debug!("committed {staged} staged writes"),
+            Ok(()) => {
+                tracing::debug!("committed {staged} staged writes");
+                let sink = &mut self.sink;
+                sink.commits += 1;
+                sink.largest_commit = sink.largest_commit.max(sink.pending);
+                sink.pending = 0;
+                // When stopping, this was the batch in flight: no more answers.
+                self.http.committed();
+            }
             Err(e) => tracing::error!("commit of {staged} staged writes failed: {e}"),
         }
         Ok(result)
@@ -339,11 +377,23 @@ impl records::Host for HostState {
                 self.batch_size
             )));
         }
+        // The batch size bounds every commit too.
+        let pending = self.sink.pending + changes.len() as u64;
+        if pending > u64::from(self.batch_size) {
+            return Ok(Err(format!(
+                "{} changes since the last commit would be more than the configured batch size {}; commit first",
+                pending, self.batch_size
+            )));
+        }
         for change in &changes {
             if let Err(e) = check_change(change) {
                 return Ok(Err(e));
             }
         }
+        let sink = &mut self.sink;
+        sink.calls += 1;
+        sink.largest_call = sink.largest_call.max(changes.len() as u64);
+        sink.pending = pending;
         self.store
             .on_changes(changes.into_iter().map(convert::change_from_wit).collect());
         Ok(Ok(()))
@@ -398,6 +448,15 @@ impl content::HostDestination for HostState {
         self.called();
         let destination = self.table.get_mut(&destination)?;
         Ok(destination.write_chunk(&chunk))
+    }
+
+    fn restart(
+        &mut self,
+        destination: Resource<crate::content::Destination>,
+    ) -> wasmtime::Result<Result<(), String>> {
+        self.called();
+        let destination = self.table.get_mut(&destination)?;
+        Ok(destination.restart())
     }
 
     fn drop(&mut self, destination: Resource<crate::content::Destination>) -> wasmtime::Result<()> {

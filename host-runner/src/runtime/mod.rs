@@ -11,4 +11,5 @@ mod session;
 
 pub use component::{COMPONENT_ENV, WIT_PACKAGE, WIT_VERSION, cache_dir, locate_component};
 pub use convert::guest_config;
+pub use host::SinkStats;
 pub use session::{LoadedComponent, Session, SessionParts};

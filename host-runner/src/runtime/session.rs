@@ -5,12 +5,12 @@ use super::bindings::exports::nextcloud::connector::lifecycle as life;
 use super::bindings::{Connector, ConnectorPre};
 use super::engine::TICK;
 use super::host::{
-    GuestClock, GuestLimiter, GuestStalled, HostState, MemoryLimitExceeded, StorageFault,
+    GuestClock, GuestLimiter, GuestStalled, HostState, MemoryLimitExceeded, SinkStats, StorageFault,
 };
 use super::output::{GuestOutput, panic_message};
 use super::{convert, engine};
 use crate::config::Config;
-use crate::content::Destination;
+use crate::content::{Delivered, Destination};
 use crate::error::{Error, Result};
 use crate::http::HttpClient;
 use crate::progress::ProgressSink;
@@ -148,6 +148,7 @@ impl Session {
             store: parts.store,
             progress: parts.progress,
             batch_size: config.batch_size,
+            sink: SinkStats::default(),
         };
         let mut store = wasmtime::Store::new(&engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -237,13 +238,13 @@ impl Session {
     }
 
     /// Streams a record's content into `destination`; returns what the
-    /// connector reported and the bytes the host received.
+    /// connector reported and what the destination received.
     pub fn stream_record(
         &mut self,
         record: crate::model::Record,
         destination: Destination,
         options: life::StreamOptions,
-    ) -> Result<(life::StreamInfo, u64)> {
+    ) -> Result<(life::StreamInfo, Delivered)> {
         let record = convert::record_to_wit(record);
         let handle = self
             .store
@@ -262,10 +263,10 @@ impl Session {
             .delete(handle)
             .map_err(|e| Error::Guest(format!("the destination was lost: {e}")))?;
         let info = r?.map_err(|e| self.guest_error(e))?;
-        let written = destination
+        let delivered = destination
             .finish()
-            .map_err(|e| Error::Server(format!("finishing the content failed: {e}")))?;
-        Ok((info, written))
+            .map_err(|e| Error::Storage(format!("finishing the content failed: {e}")))?;
+        Ok((info, delivered))
     }
 
     /// The guest's own error, made a host error. After a 401 every failure
@@ -296,6 +297,11 @@ impl Session {
     /// The writes the connector staged but never committed; they are dropped.
     pub fn discard_uncommitted(&mut self) -> usize {
         self.store.data_mut().store.discard_staged()
+    }
+
+    /// How the connector used the sink and storage so far.
+    pub fn sink_stats(&self) -> SinkStats {
+        self.store.data().sink
     }
 
     /// Host calls the connector made so far.
