@@ -207,36 +207,24 @@ impl<'h, H: Host> Run<'h, H> {
         let mut first = true;
         while !queue.is_empty() {
             let wave: Vec<String> = queue.drain(..queue.len().min(WAVE)).collect();
-            let requests = wave
-                .iter()
-                .map(|path| propfind(self.root.url_of(path), "1"))
-                .collect();
-            let responses = self.host.send_all(requests);
-            if responses.len() != wave.len() {
-                return Err(Error::Http(
-                    "the host answered a different number of requests".into(),
-                ));
-            }
-            for (folder, response) in wave.into_iter().zip(responses) {
-                let response = response?;
-                match response.status {
-                    207 => {}
-                    404 if first => return Ok(Listed::Gone),
-                    404 => {
-                        // Gone while we walked: what is known there stays until a listing sees it.
-                        self.log(
-                            Level::Warn,
-                            &format!("{folder} vanished during the listing"),
-                        );
-                        self.protected.push(folder);
-                        continue;
+            let bodies = self.propfind_all(&wave, "1")?;
+            for (folder, body) in wave.into_iter().zip(bodies) {
+                let Some(body) = body else {
+                    if first {
+                        return Ok(Listed::Gone);
                     }
-                    status => return Err(Error::status(&format!("listing {folder}"), status)),
-                }
+                    // Gone while we walked: what is known there stays until a listing sees it.
+                    self.log(
+                        Level::Warn,
+                        &format!("{folder} vanished during the listing"),
+                    );
+                    self.protected.push(folder);
+                    continue;
+                };
                 // The scope's own entry is new to this run; a subfolder's was placed from its parent's listing.
                 let own = if first { None } else { Some(folder.as_str()) };
                 first = false;
-                for entry in MultistatusReader::new(BufReader::new(response.body)) {
+                for entry in MultistatusReader::new(BufReader::new(body)) {
                     if let Some(sub) = self.take_entry(&entry.map_err(parse_error)?, own)?
                         && sub != scope
                     {
@@ -248,31 +236,44 @@ impl<'h, H: Host> Run<'h, H> {
         Ok(Listed::Complete)
     }
 
+    /// PROPFINDs every path at `depth` at once; the body of each 207, `None`
+    /// for a 404, an error for anything else.
+    fn propfind_all(&self, paths: &[String], depth: &str) -> Result<Vec<Option<H::Body>>, Error> {
+        let requests = paths
+            .iter()
+            .map(|p| propfind(self.root.url_of(p), depth))
+            .collect();
+        let responses = self.host.send_all(requests);
+        if responses.len() != paths.len() {
+            return Err(Error::Http(
+                "the host answered a different number of requests".into(),
+            ));
+        }
+        paths
+            .iter()
+            .zip(responses)
+            .map(|(path, response)| {
+                let response = response?;
+                match response.status {
+                    207 => Ok(Some(response.body)),
+                    404 => Ok(None),
+                    status => Err(Error::status(&format!("reading {path}"), status)),
+                }
+            })
+            .collect()
+    }
+
     /// The current record at each path (Depth 0), `None` where nothing is there.
     pub fn fetch(&mut self, paths: &[String]) -> Result<Vec<Option<Record>>, Error> {
         let mut out = Vec::with_capacity(paths.len());
         for wave in paths.chunks(WAVE) {
-            let requests = wave
-                .iter()
-                .map(|p| propfind(self.root.url_of(p), "0"))
-                .collect();
-            let responses = self.host.send_all(requests);
-            if responses.len() != wave.len() {
-                return Err(Error::Http(
-                    "the host answered a different number of requests".into(),
-                ));
-            }
-            for (path, response) in wave.iter().zip(responses) {
-                let response = response?;
-                match response.status {
-                    207 => {}
-                    404 => {
-                        out.push(None);
-                        continue;
-                    }
-                    status => return Err(Error::status(&format!("reading {path}"), status)),
-                }
-                let body = read_body(response.body, DEPTH0_BODY)?;
+            let bodies = self.propfind_all(wave, "0")?;
+            for (path, body) in wave.iter().zip(bodies) {
+                let Some(body) = body else {
+                    out.push(None);
+                    continue;
+                };
+                let body = read_body(body, DEPTH0_BODY)?;
                 let mut record = None;
                 for entry in MultistatusReader::new(&body[..]) {
                     match self.convert(&entry.map_err(parse_error)?) {
@@ -298,29 +299,15 @@ impl<'h, H: Host> Run<'h, H> {
         &mut self,
         folders: &[String],
     ) -> Result<Vec<Option<Vec<Record>>>, Error> {
-        let requests = folders
-            .iter()
-            .map(|p| propfind(self.root.url_of(p), "1"))
-            .collect();
-        let responses = self.host.send_all(requests);
-        if responses.len() != folders.len() {
-            return Err(Error::Http(
-                "the host answered a different number of requests".into(),
-            ));
-        }
+        let bodies = self.propfind_all(folders, "1")?;
         let mut out = Vec::with_capacity(folders.len());
-        for (folder, response) in folders.iter().zip(responses) {
-            let response = response?;
-            match response.status {
-                207 => {}
-                404 => {
-                    out.push(None);
-                    continue;
-                }
-                status => return Err(Error::status(&format!("listing {folder}"), status)),
-            }
+        for (folder, body) in folders.iter().zip(bodies) {
+            let Some(body) = body else {
+                out.push(None);
+                continue;
+            };
             let mut children = Vec::new();
-            for entry in MultistatusReader::new(BufReader::new(response.body)) {
+            for entry in MultistatusReader::new(BufReader::new(body)) {
                 if let Some(r) = self.convert(&entry.map_err(parse_error)?)
                     && r.path != *folder
                 {
