@@ -58,7 +58,11 @@ impl DavRoot {
                 "base URL {base_url:?} must start with http:// or https://"
             ));
         }
-        if user_id.is_empty() || user_id.contains('/') {
+        // Hrefs are matched against the decoded id, and a `.` or `..` would
+        // be resolved away in every URL: the server's `cloud/user` answer
+        // must not steer requests outside the user's files.
+        if user_id.is_empty() || user_id == "." || user_id == ".." || user_id.contains(['/', '\0'])
+        {
             return Err(format!(
                 "user id {user_id:?} cannot be used in a WebDAV path"
             ));
@@ -306,6 +310,20 @@ mod tests {
                 .unwrap(),
             "/a"
         );
+    }
+
+    #[test]
+    fn user_ids_that_no_href_could_match_are_refused() {
+        // Found by `fuzz/` (href): with a NUL in the id, no href decoded to
+        // the root, so every entry of every listing was skipped.
+        for id in ["", ".", "..", "a/b", "ali\0ce"] {
+            assert!(
+                DavRoot::new("https://cloud.example.com", id).is_err(),
+                "{id:?}"
+            );
+        }
+        let r = DavRoot::new("https://cloud.example.com", "a b.c").unwrap();
+        assert_eq!(r.path_of(&r.url_of("/c")).unwrap(), "/c");
     }
 
     #[test]

@@ -13,9 +13,11 @@ fn account(filters: &str) -> Account {
     let account = Account::with_settings(SimOptions::default(), &format!("[filters]\n{filters}"));
     let sim = account.sim();
     sim.mkdir_all("/Docs/empty").unwrap();
-    sim.put_with_mtime("/Docs/report.PDF", "pdf", RECENT).unwrap();
+    sim.put_with_mtime("/Docs/report.PDF", "pdf", RECENT)
+        .unwrap();
     sim.put_with_mtime("/Docs/old.pdf", "pdf", OLD).unwrap();
-    sim.put_with_mtime("/Docs/notes.txt", "txt", RECENT).unwrap();
+    sim.put_with_mtime("/Docs/notes.txt", "txt", RECENT)
+        .unwrap();
     sim.put_with_mtime("/backup.tar.gz", "tgz", RECENT).unwrap();
     sim.put_with_mtime("/other.gz", "gz", RECENT).unwrap();
     account
@@ -47,17 +49,29 @@ fn extensions_keep_folders_and_follow_renames() {
     account.sync().unwrap();
     assert_eq!(
         paths(&account),
-        with(&account, &["/Docs/report.PDF", "/Docs/old.pdf", "/backup.tar.gz"]),
+        with(
+            &account,
+            &["/Docs/report.PDF", "/Docs/old.pdf", "/backup.tar.gz"]
+        ),
         "folders stay, even /Docs/empty"
     );
     // Stops matching: gone; starts matching: new.
-    account.sim().rename("/Docs/report.PDF", "/Docs/report.txt").unwrap();
-    account.sim().rename("/Docs/notes.txt", "/Docs/notes.pdf").unwrap();
+    account
+        .sim()
+        .rename("/Docs/report.PDF", "/Docs/report.txt")
+        .unwrap();
+    account
+        .sim()
+        .rename("/Docs/notes.txt", "/Docs/notes.pdf")
+        .unwrap();
     let report = account.sync().unwrap();
     assert_eq!((report.new, report.deleted), (1, 1), "{report:?}");
     assert_eq!(
         paths(&account),
-        with(&account, &["/Docs/notes.pdf", "/Docs/old.pdf", "/backup.tar.gz"])
+        with(
+            &account,
+            &["/Docs/notes.pdf", "/Docs/old.pdf", "/backup.tar.gz"]
+        )
     );
 }
 
@@ -65,7 +79,10 @@ fn extensions_keep_folders_and_follow_renames() {
 fn exclusions_win() {
     let account = account("exclude_extensions = [\"gz\", \"txt\"]");
     account.sync().unwrap();
-    assert_eq!(paths(&account), with(&account, &["/Docs/report.PDF", "/Docs/old.pdf"]));
+    assert_eq!(
+        paths(&account),
+        with(&account, &["/Docs/report.PDF", "/Docs/old.pdf"])
+    );
 }
 
 #[test]
@@ -75,12 +92,21 @@ fn modified_dates_follow_edits() {
     assert!(!paths(&account).contains("/Docs/old.pdf"));
     assert!(paths(&account).contains("/Docs/report.PDF"));
     // Edited into the range: new. Edited out of it (a client keeping an old mtime): deleted.
-    account.sim().put_with_mtime("/Docs/old.pdf", "pdf v2", RECENT).unwrap();
-    account.sim().put_with_mtime("/other.gz", "gz v2", OLD).unwrap();
+    account
+        .sim()
+        .put_with_mtime("/Docs/old.pdf", "pdf v2", RECENT)
+        .unwrap();
+    account
+        .sim()
+        .put_with_mtime("/other.gz", "gz v2", OLD)
+        .unwrap();
     let report = account.sync().unwrap();
     assert_eq!((report.new, report.deleted), (1, 1), "{report:?}");
     let now = paths(&account);
-    assert!(now.contains("/Docs/old.pdf") && !now.contains("/other.gz"), "{now:?}");
+    assert!(
+        now.contains("/Docs/old.pdf") && !now.contains("/other.gz"),
+        "{now:?}"
+    );
 }
 
 #[test]
@@ -89,10 +115,18 @@ fn unknown_creation_times_fall_back_to_the_upload_time() {
     // sent one; its upload times are now.
     let all_in = account("created_after = \"2024-01-01\"");
     all_in.sync().unwrap();
-    assert_eq!(paths(&all_in).len(), all_in.sim().listing().len(), "uploaded after 2024");
+    assert_eq!(
+        paths(&all_in).len(),
+        all_in.sim().listing().len(),
+        "uploaded after 2024"
+    );
     let none_in = account("created_before = \"2024-01-01\"");
     none_in.sync().unwrap();
-    assert_eq!(paths(&none_in), folders(&none_in), "uploaded after the range ends");
+    assert_eq!(
+        paths(&none_in),
+        folders(&none_in),
+        "uploaded after the range ends"
+    );
 }
 
 #[test]
@@ -101,12 +135,22 @@ fn a_new_filter_reselects_exactly() {
     account.sync().unwrap();
     let wider = account.twin("[filters]\ninclude_extensions = [\"txt\", \"gz\"]");
     let report = wider.sync().unwrap();
-    assert_eq!(report.mode, host_runner::SyncMode::Full, "a changed filter lists everything");
+    assert_eq!(
+        report.mode,
+        host_runner::SyncMode::Full,
+        "a changed filter lists everything"
+    );
     assert_eq!(
         paths(&account),
-        with(&account, &["/Docs/notes.txt", "/backup.tar.gz", "/other.gz"])
+        with(
+            &account,
+            &["/Docs/notes.txt", "/backup.tar.gz", "/other.gz"]
+        )
     );
     // And back.
     account.sync().unwrap();
-    assert_eq!(paths(&account), with(&account, &["/Docs/report.PDF", "/Docs/old.pdf"]));
+    assert_eq!(
+        paths(&account),
+        with(&account, &["/Docs/report.PDF", "/Docs/old.pdf"])
+    );
 }

@@ -14,7 +14,7 @@ use crate::http::{
 use crate::props::{
     MULTISTATUS_CLOSE, MULTISTATUS_OPEN, Selection, parse_propfind, write_foreign_home,
 };
-use crate::sim::Simulator;
+use crate::sim::{Simulator, State};
 use crate::tree::{Kind, segments};
 use crate::view::{Ctx, UserView};
 use crate::walk::{Render, Walk};
@@ -152,6 +152,9 @@ async fn propfind(
                 return with_dav_headers(sabre_error(StatusCode::NOT_FOUND, NOT_FOUND, &msg));
             }
         };
+        if unavailable(&st, id) {
+            return with_dav_headers(storage_unavailable());
+        }
         let mut href = target.href_base.clone();
         let rel = href_path(path);
         if !rel.is_empty() {
@@ -176,6 +179,27 @@ async fn propfind(
         minimal(headers),
     );
     finish(multistatus_builder(), body)
+}
+
+/// Whether `id` is on an unavailable external storage (it or a folder above it).
+fn unavailable(st: &State, id: u64) -> bool {
+    let mut at = Some(id);
+    while let Some(i) = at {
+        if st.unavailable.contains(&i) {
+            return true;
+        }
+        at = st.tree.node(i).and_then(|n| n.parent);
+    }
+    false
+}
+
+/// What Nextcloud answers for a path on an external storage it cannot reach.
+fn storage_unavailable() -> Resp {
+    sabre_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Sabre\\DAV\\Exception\\ServiceUnavailable",
+        "Storage is temporarily not available",
+    )
 }
 
 fn with_dav_headers(mut resp: Resp) -> Resp {
@@ -314,6 +338,9 @@ fn get(sim: &Simulator, me: usize, path: &str, headers: &HeaderMap, head: bool) 
             Ok((id, _)) => id,
             Err(msg) => return sabre_error(StatusCode::NOT_FOUND, NOT_FOUND, &msg),
         };
+        if unavailable(&st, id) {
+            return storage_unavailable();
+        }
         let node = st.tree.node(id).expect("found");
         match &node.kind {
             Kind::Folder { .. } => return dummy_get(),

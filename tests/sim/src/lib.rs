@@ -9,6 +9,7 @@ mod content;
 mod dav;
 mod encode;
 mod error;
+mod fault;
 mod generate;
 mod http;
 mod json;
@@ -26,6 +27,7 @@ mod view;
 mod walk;
 
 pub use error::SimError;
+pub use fault::{Canned, FaultCounts, Faults, Intercept, Rewrite};
 pub use server::Server;
 pub use share::{
     PERMISSION_ALL, PERMISSION_CREATE, PERMISSION_DELETE, PERMISSION_READ, PERMISSION_SHARE,

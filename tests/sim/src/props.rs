@@ -458,6 +458,39 @@ pub fn write_response(
     out.push_str("</d:response>");
 }
 
+/// A folder on an unavailable external storage, as a listing of its parent
+/// shows it: `resourcetype` readable, every other property asked for in a
+/// 503 propstat (the storage could not be asked).
+pub fn write_unavailable(out: &mut String, href: &str, sel: &Selection) {
+    out.push_str("<d:response><d:href>");
+    out.push_str(href);
+    out.push_str("</d:href>");
+    let mut failed = String::new();
+    let mut adhoc = Vec::new();
+    match sel {
+        Selection::Props(props) => {
+            for p in props
+                .iter()
+                .filter(|p| **p != Prop::Known(Known::ResourceType))
+            {
+                write_empty(&mut failed, p, &mut adhoc);
+            }
+        }
+        Selection::All => {
+            for k in ALLPROP_FOLDER.iter().filter(|k| **k != Known::ResourceType) {
+                write_empty(&mut failed, &Prop::Known(*k), &mut adhoc);
+            }
+        }
+    }
+    propstat(
+        out,
+        "<d:resourcetype><d:collection/></d:resourcetype>",
+        "HTTP/1.1 200 OK",
+    );
+    propstat(out, &failed, "HTTP/1.1 503 Service Unavailable");
+    out.push_str("</d:response>");
+}
+
 /// Another user's home as seen by this user: only `resourcetype` is readable.
 pub fn write_foreign_home(out: &mut String, href: &str, sel: &Selection, minimal: bool) {
     out.push_str("<d:response><d:href>");

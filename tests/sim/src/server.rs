@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 
 use crate::dav::{self, Target};
 use crate::encode::href_segment;
+use crate::fault::{self, Early, InterceptAction, RequestInfo, ResetConnection};
 use crate::http::{Auth, Resp, builder, check_auth, dav_unauthorized, finish, sabre_error};
 use crate::sim::{RequestLog, SimOptions, Simulator};
 use crate::{activity, ocs, search, share};
@@ -110,18 +111,51 @@ async fn handle(sim: Simulator, req: Request) -> Resp {
         .get("depth")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let (opts, (auth, me)) = {
-        let st = sim.lock();
-        (st.opts.clone(), check_auth(req.headers(), &st))
+    let (opts, (auth, me), plan) = {
+        let mut st = sim.lock();
+        let auth = check_auth(req.headers(), &st);
+        let below = strip_prefix_dir(req.uri().path(), &st.opts.subpath).unwrap_or("");
+        let plan = st.faults.plan(&RequestInfo {
+            method: method.as_str(),
+            path: below,
+            query: req.uri().query().unwrap_or(""),
+            depth: depth.as_deref(),
+        });
+        (st.opts.clone(), auth, plan)
     };
-    let resp = route(&sim, req, auth, me, &opts).await;
-    sim.record(RequestLog {
+    if let Some(ms) = plan.delay_ms {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    let log = |status: u16| RequestLog {
         method: method.to_string(),
-        path: raw,
-        depth,
-        status: resp.status().as_u16(),
+        path: raw.clone(),
+        depth: depth.clone(),
+        status,
         authorized: auth == Auth::Ok,
-    });
+    };
+    let resp = match plan.early {
+        Some(Early::Reset) => {
+            sim.record(log(0));
+            // Ends this connection's task without a byte of an answer.
+            std::panic::resume_unwind(Box::new(ResetConnection));
+        }
+        Some(Early::Respond(resp)) => resp,
+        None => match plan.intercept {
+            Some(InterceptAction::Respond(canned)) => canned.into_response(),
+            Some(InterceptAction::Rewrite(f)) => {
+                fault::rewrite(route(&sim, req, auth, me, &opts).await, &f).await
+            }
+            None => route(&sim, req, auth, me, &opts).await,
+        },
+    };
+    let resp = match plan.cut {
+        Some((cut, at)) if resp.status() == StatusCode::MULTI_STATUS => {
+            sim.lock().faults.count_cut(cut);
+            fault::cut_body(resp, cut, at)
+        }
+        _ => resp,
+    };
+    sim.record(log(resp.status().as_u16()));
     resp
 }
 

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crate::activity::{ActivityLog, FileAction};
 use crate::content::Content;
 use crate::error::SimError;
+use crate::fault::{Canned, FaultCounts, Faults, Intercept};
 use crate::share::{PERMISSION_CREATE, PERMISSION_DELETE, PERMISSION_UPDATE, ShareWith};
 use crate::tree::{Change, Op, SimEntry, Tree, segments};
 use crate::view::{Ctx, UserView};
@@ -93,6 +94,7 @@ pub struct RequestLog {
     /// Raw path and query as received, subpath included.
     pub path: String,
     pub depth: Option<String>,
+    /// 0 when the connection was closed without an answer (an injected reset).
     pub status: u16,
     pub authorized: bool,
 }
@@ -115,6 +117,10 @@ pub(crate) struct State {
     pub activity: ActivityLog,
     pub requests: Vec<RequestLog>,
     pub request_count: u64,
+    /// Injected faults and hostile answers.
+    pub faults: crate::fault::FaultState,
+    /// Folders (fileids) that are unavailable external storages.
+    pub unavailable: std::collections::HashSet<u64>,
     /// Reported as the user's first and last login.
     pub started: i64,
 }
@@ -439,6 +445,8 @@ impl Simulator {
                 activity: ActivityLog::default(),
                 requests: Vec::new(),
                 request_count: 0,
+                faults: Default::default(),
+                unavailable: Default::default(),
             })),
         }
     }
@@ -583,6 +591,83 @@ impl Simulator {
         let mut st = self.lock();
         st.request_count += 1;
         st.requests.push(entry);
+    }
+
+    // --- faults -----------------------------------------------------------------
+
+    /// Injects faults into every request from now on (see [`Faults`]); the
+    /// generator restarts from `faults.seed` and the counts from zero.
+    pub fn set_faults(&self, faults: Faults) {
+        self.lock().faults.set(faults);
+    }
+
+    /// No more injected faults (intercepts stay; see [`Simulator::clear_intercepts`]).
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
+    }
+
+    /// The faults in force, if any.
+    pub fn faults(&self) -> Option<Faults> {
+        self.lock().faults.faults().cloned()
+    }
+
+    /// What was injected since the faults were last set.
+    pub fn fault_counts(&self) -> FaultCounts {
+        self.lock().faults.counts
+    }
+
+    /// Answers the requests it matches with a hostile answer (see
+    /// [`Intercept`]); intercepts are tried in the order they were added.
+    pub fn intercept(&self, intercept: Intercept) {
+        self.lock().faults.push_intercept(intercept);
+    }
+
+    /// Answers the next `method` request below `path_prefix` with `canned`.
+    pub fn override_next(&self, method: &str, path_prefix: &str, canned: Canned) {
+        self.intercept(Intercept::respond(method, path_prefix, canned));
+    }
+
+    /// Serves the next `method` request below `path_prefix` with its real
+    /// body passed through `f`.
+    pub fn rewrite_next(
+        &self,
+        method: &str,
+        path_prefix: &str,
+        f: impl Fn(Vec<u8>) -> Vec<u8> + Send + Sync + 'static,
+    ) {
+        self.intercept(Intercept::rewrite(method, path_prefix, f));
+    }
+
+    /// Intercepts not used up yet.
+    pub fn intercepts_pending(&self) -> usize {
+        self.lock().faults.intercepts_pending()
+    }
+
+    pub fn clear_intercepts(&self) {
+        self.lock().faults.clear_intercepts();
+    }
+
+    /// Makes the folder at `path` (first user's namespace) an unavailable
+    /// external storage, or available again: a PROPFIND or GET on it or below
+    /// answers 503 (`StorageNotAvailableException`), and a listing of its
+    /// parent shows it with only `resourcetype` readable, every other
+    /// property in a 503 propstat, and nothing below it.
+    /// [`Simulator::listing`] still shows what is below: the files are there,
+    /// the server just cannot reach them.
+    pub fn set_unavailable(&self, path: &str, unavailable: bool) -> Result<(), SimError> {
+        let id = self
+            .fileid(path)
+            .ok_or_else(|| SimError::NotFound(path.to_string()))?;
+        let mut st = self.lock();
+        if st.tree.node(id).is_some_and(|n| !n.is_folder()) {
+            return Err(SimError::NotAFolder(path.to_string()));
+        }
+        if unavailable {
+            st.unavailable.insert(id);
+        } else {
+            st.unavailable.remove(&id);
+        }
+        Ok(())
     }
 
     // --- users and groups ---------------------------------------------------

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use crate::encode::href_segment;
-use crate::props::{Selection, write_response};
+use crate::props::{Selection, write_response, write_unavailable};
 use crate::sim::State;
 use crate::view::{Ctx, UserView};
 
@@ -92,6 +92,12 @@ impl Walk {
             let child = tree.node(child_id).expect("children point at nodes");
             if child.is_folder() {
                 href.push('/');
+            }
+            if st.unavailable.contains(&child_id) {
+                // An unavailable storage: listed, unreadable, not descended into.
+                write_unavailable(out, &href, r.sel);
+                written += 1;
+                continue;
             }
             let nv = view.node_view(child_id, child, child_ctx, false);
             write_response(out, &href, child_id, child, r.sel, &nv, r.minimal);

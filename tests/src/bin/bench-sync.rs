@@ -33,7 +33,9 @@ fn cpu_of_children() -> f64 {
 }
 
 fn sync(account: &Account) -> Sample {
-    let exe = std::env::current_exe().unwrap().with_file_name("host-runner-e2e");
+    let exe = std::env::current_exe()
+        .unwrap()
+        .with_file_name("host-runner-e2e");
     let cpu_before = cpu_of_children();
     let started = Instant::now();
     let child = Command::new(&exe)
@@ -103,7 +105,10 @@ fn main() {
     for (round, k) in ks.into_iter().enumerate() {
         for i in 0..k {
             let path = &files[(i * 7919 + round * 104_729) % files.len()];
-            account.sim().put(path, format!("edit {round} {i}")).unwrap();
+            account
+                .sim()
+                .put(path, format!("edit {round} {i}"))
+                .unwrap();
         }
         let s = sync(&account);
         println!(

@@ -1,0 +1,288 @@
+//! SIGKILL at random moments: the host-runner process syncing a generated
+//! tree is killed — no signal handler runs, no batch in flight is finished —
+//! during full syncs and during incremental ones; the server changes; the
+//! next sync runs to completion and must converge with nothing lost: the
+//! records mirror the server and equal a fresh full sync.
+//!
+//! Where the kill lands is drawn from a seeded generator: either a delay
+//! bounded by a measured uninterrupted run of the same kind, or a number of
+//! requests the server has seen plus a delay. A run that ends before its
+//! kill is counted; most trials must hit a running sync.
+//!
+//! `KILL_TRIALS` sets the number of trials of each kind (default 5 in CI);
+//! the long run is `KILL_TRIALS=50 cargo test -p tests --test kill --release`
+//! (and `KILL_SEED` picks another sequence of moments).
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nextcloud_sim::{SimOptions, Simulator};
+use tests::{Account, PASSWORD, PASSWORD_ENV};
+
+/// Entries of the generated tree.
+const TREE: usize = 2_000;
+/// Small batches: many commits, so a kill lands between, before and during them.
+const SETTINGS: &str = "batch_size = 20";
+
+fn trials() -> u64 {
+    std::env::var("KILL_TRIALS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(5)
+}
+
+fn seed() -> u64 {
+    std::env::var("KILL_SEED")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0x6b11_1ed5)
+}
+
+/// splitmix64: reproducible moments from the seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+fn sync_command(account: &Account) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_host-runner-e2e"));
+    command
+        .args(["sync", "--json", "--config"])
+        .arg(&account.config_path)
+        .arg("--component")
+        .arg(&account.component)
+        .env(PASSWORD_ENV, PASSWORD)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null());
+    command
+}
+
+/// A sync to completion; panics unless it succeeds.
+fn sync_to_completion(account: &Account, what: &str) -> Duration {
+    let started = Instant::now();
+    let output = sync_command(account).output().expect("host-runner runs");
+    assert!(
+        output.status.success(),
+        "{what}: the sync failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    started.elapsed()
+}
+
+/// When to kill.
+#[derive(Debug, Clone, Copy)]
+enum Moment {
+    /// This long after the start.
+    After(Duration),
+    /// Once the server has seen this many requests of the run, and this long after.
+    Requests(u64, Duration),
+}
+
+fn moment(rng: &mut Rng, run: Duration, requests: u64) -> Moment {
+    let ms = run.as_millis().max(1) as u64;
+    if rng.below(2) == 0 {
+        Moment::After(Duration::from_millis(rng.below(ms)))
+    } else {
+        let n = 1 + rng.below(requests.max(1));
+        Moment::Requests(n, Duration::from_millis(rng.below(ms / 4 + 1)))
+    }
+}
+
+/// Starts a sync and SIGKILLs it at `moment`; true when it was still running.
+fn kill_at(account: &Account, moment: Moment) -> bool {
+    let sim = account.sim();
+    let base = sim.request_count();
+    let mut child: Child = sync_command(account)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("host-runner starts");
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(120);
+    let at = match moment {
+        Moment::After(d) => started + d,
+        Moment::Requests(n, d) => {
+            while sim.request_count() - base < n && Instant::now() < deadline {
+                if child.try_wait().unwrap().is_some() {
+                    return false;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Instant::now() + d
+        }
+    };
+    while Instant::now() < at {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    if child.try_wait().unwrap().is_some() {
+        return false;
+    }
+    // SIGKILL: nothing of the process runs after it.
+    child.kill().expect("SIGKILL");
+    let status = child.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
+    true
+}
+
+/// The account converged: its records mirror the server and equal a fresh full sync.
+fn assert_converged(account: &Account) {
+    account.assert_mirrors_server();
+    let fresh = account.twin_fresh();
+    fresh.sync().expect("a fresh full sync");
+    assert_eq!(
+        fresh.records_without_versions(),
+        account.records_without_versions(),
+        "the records differ from a fresh full sync"
+    );
+}
+
+/// A fresh database on the same server, with small batches.
+fn fresh_database(account: &Account) -> Account {
+    let fresh = account.twin_fresh();
+    let config = std::fs::read_to_string(&fresh.config_path).unwrap();
+    std::fs::write(&fresh.config_path, format!("{config}\n{SETTINGS}\n")).unwrap();
+    fresh
+}
+
+/// Random changes that the Activity app reports: creates, overwrites,
+/// renames and moves of files and folders, deletions.
+fn change_server(sim: &Simulator, rng: &mut Rng, count: usize, tick: &mut u64) {
+    for _ in 0..count {
+        *tick += 1;
+        let listing = sim.listing();
+        let folders: Vec<&str> = listing
+            .iter()
+            .filter(|e| e.is_folder)
+            .map(|e| e.path.as_str())
+            .collect();
+        let others: Vec<&str> = listing
+            .iter()
+            .filter(|e| e.path != "/")
+            .map(|e| e.path.as_str())
+            .collect();
+        let folder = folders[rng.below(folders.len() as u64) as usize];
+        let other = others[rng.below(others.len() as u64) as usize];
+        let join = |parent: &str, name: &str| {
+            if parent == "/" {
+                format!("/{name}")
+            } else {
+                format!("{parent}/{name}")
+            }
+        };
+        let _ = match rng.below(6) {
+            0 | 1 => sim
+                .put(
+                    &join(folder, &format!("new {tick}.txt")),
+                    format!("n{tick}"),
+                )
+                .map(|_| ()),
+            2 => sim.mkdir(&join(folder, &format!("dir {tick}"))).map(|_| ()),
+            3 => sim.put(other, format!("overwritten {tick}")).map(|_| ()),
+            4 => {
+                let name = other.rsplit('/').next().unwrap_or("x");
+                sim.rename(other, &join(folder, &format!("{name} {tick}")))
+            }
+            _ => sim.delete(other),
+        };
+    }
+}
+
+#[test]
+fn sigkill_during_full_syncs_loses_nothing() {
+    let account = Account::with_settings(SimOptions::default(), SETTINGS);
+    let sim = account.sim();
+    sim.generate(TREE, 1);
+    let mut rng = Rng(seed());
+    let mut tick = 0;
+
+    // An uninterrupted full sync bounds the moments.
+    let measured = fresh_database(&account);
+    sim.reset_requests();
+    let took = sync_to_completion(&measured, "the measured full sync");
+    let requests = sim.request_count();
+    eprintln!("a full sync of {TREE} entries: {took:?}, {requests} requests");
+
+    let mut killed = 0;
+    for trial in 0..trials() {
+        let target = fresh_database(&account);
+        let at = moment(&mut rng, took, requests);
+        let hit = kill_at(&target, at);
+        killed += hit as u64;
+        // A kill before the first commit may leave no database at all.
+        let kept = if target.database().exists() {
+            target.records().len()
+        } else {
+            0
+        };
+        eprintln!("trial {trial}: kill at {at:?}: running {hit}, {kept} records committed");
+        // The server moves on before the next run.
+        change_server(sim, &mut rng, 5, &mut tick);
+        sync_to_completion(&target, "the sync after the kill");
+        assert_converged(&target);
+    }
+    eprintln!("{killed} of {} kills hit a running full sync", trials());
+    assert!(
+        killed * 2 >= trials(),
+        "only {killed} of {} kills hit a running sync",
+        trials()
+    );
+}
+
+#[test]
+fn sigkill_during_incremental_syncs_loses_nothing() {
+    let account = Account::with_settings(SimOptions::default(), SETTINGS);
+    let sim = account.sim();
+    sim.generate(TREE, 2);
+    let mut rng = Rng(seed() ^ 0x1c2);
+    let mut tick = 0;
+    sync_to_completion(&account, "the first full sync");
+
+    // An uninterrupted incremental sync of a typical change set bounds the moments.
+    change_server(sim, &mut rng, 40, &mut tick);
+    sim.reset_requests();
+    let took = sync_to_completion(&account, "the measured incremental sync");
+    let requests = sim.request_count();
+    eprintln!("an incremental sync of 40 changes: {took:?}, {requests} requests");
+    assert_converged(&account);
+
+    let mut killed = 0;
+    for trial in 0..trials() {
+        change_server(sim, &mut rng, 40, &mut tick);
+        let at = moment(&mut rng, took, requests);
+        let hit = kill_at(&account, at);
+        killed += hit as u64;
+        eprintln!("trial {trial}: kill at {at:?}: running {hit}");
+        change_server(sim, &mut rng, 5, &mut tick);
+        sync_to_completion(&account, "the sync after the kill");
+        account.assert_mirrors_server();
+        // Now and then (it costs a full sync), against a fresh one.
+        if trial % 4 == 3 || trial + 1 == trials() {
+            assert_converged(&account);
+        }
+    }
+    eprintln!(
+        "{killed} of {} kills hit a running incremental sync",
+        trials()
+    );
+    assert!(
+        killed * 2 >= trials(),
+        "only {killed} of {} kills hit a running sync",
+        trials()
+    );
+}
