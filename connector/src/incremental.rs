@@ -221,6 +221,16 @@ pub fn incremental<H: Host>(
 
     for (record, changed_item) in records {
         if run.has_seen(&record.external_id) {
+            // A changed folder listed with a changed folder above it: what is
+            // known at its old path and was not listed there is gone too.
+            let old_path = known
+                .get(&record.external_id.parse().unwrap_or(0))
+                .map(|k| k.path.clone())
+                .filter(|old| record.is_folder && changed_item && *old != record.path);
+            if let Some(old) = old_path {
+                run.release(&old);
+                run.delete_unseen_under(&old)?;
+            }
             continue;
         }
         if record.is_folder {
