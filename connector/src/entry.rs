@@ -4,7 +4,7 @@ use thiserror::Error;
 
 use crate::href::{DavRoot, name_of};
 use crate::mime;
-use crate::model::{Principal, Record};
+use crate::model::Record;
 use crate::propfind::DavEntry;
 
 /// Why one entry of a listing could not become a record. The listing goes on;
@@ -24,15 +24,6 @@ pub struct Identity {
     pub user_id: String,
     pub display_name: String,
     pub email: Option<String>,
-}
-
-impl Identity {
-    pub fn principal(&self) -> Principal {
-        Principal::User {
-            id: self.user_id.clone(),
-            email: self.email.clone(),
-        }
-    }
 }
 
 /// `nc:upload_time`: when the file arrived in Nextcloud; none when unknown.
