@@ -12,7 +12,7 @@
 //! Then a property test: random changes and syncs under random faults, then
 //! one clean sync, must converge the same way, with no duplicate and the
 //! cursor never moved by a failed sync.
-//! `PROPTEST_CASES=256 cargo test -p tests --test faults --release` is the
+//! `PROPTEST_CASES=256 cargo test -p tests --test e2e --release faults::` is the
 //! long run.
 
 use std::collections::BTreeSet;

@@ -4,7 +4,7 @@
 //! no activity, expiry of the activity history) interleaved with syncs; after
 //! each sync the records must be exactly what the server lists.
 //!
-//! `PROPTEST_CASES=5000 cargo test -p tests --test incremental --release`
+//! `PROPTEST_CASES=5000 cargo test -p tests --test e2e --release incremental::`
 //! is the long run.
 
 use nextcloud_sim::{ShareWith, SimOptions, Simulator, UserSpec};

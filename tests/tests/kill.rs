@@ -10,7 +10,7 @@
 //! kill is counted; most trials must hit a running sync.
 //!
 //! `KILL_TRIALS` sets the number of trials of each kind (default 5 in CI);
-//! the long run is `KILL_TRIALS=50 cargo test -p tests --test kill --release`
+//! the long run is `KILL_TRIALS=50 cargo test -p tests --test e2e --release kill::`
 //! (and `KILL_SEED` picks another sequence of moments).
 
 use std::process::{Child, Command, Stdio};

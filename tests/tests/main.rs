@@ -1,0 +1,16 @@
+//! The end-to-end tests: the real component in the real host against the
+//! simulator over loopback. One module per concern; run one with
+//! `cargo test -p tests --test e2e <module>::`.
+
+mod batching;
+mod cli;
+mod download;
+mod faults;
+mod filters;
+mod full_sync;
+mod incremental;
+mod kill;
+mod pacing;
+mod permissions;
+mod sandbox;
+mod schedule;
