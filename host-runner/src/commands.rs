@@ -69,6 +69,8 @@ pub struct SyncReport {
     pub deleted: u64,
     pub unchanged: u64,
     pub requests: u64,
+    /// Response body bytes read (headers not counted).
+    pub bytes_received: u64,
     pub duration_ms: u64,
     /// Of `requests`, the retries (after a 429, 502, 503, 504, 423 or a reset).
     pub retries: u64,
@@ -215,6 +217,7 @@ pub fn run_sync_with_stop(
         deleted: s.deleted,
         unchanged: s.unchanged,
         requests: run.http.requests_sent(),
+        bytes_received: run.http.bytes_received(),
         duration_ms: run.duration_ms(),
         retries: run.http.retries(),
         sink_calls: sink.calls,

@@ -122,6 +122,8 @@ pub struct ResponseBody {
     permit: Option<Permit>,
     /// Ends a streamed answer early once the run is stopping.
     gate: Option<Arc<StopGate>>,
+    /// The client's count of body bytes read off the wire.
+    received: Option<Arc<AtomicU64>>,
 }
 
 impl ResponseBody {
@@ -131,6 +133,7 @@ impl ResponseBody {
             what: String::new(),
             permit: None,
             gate: None,
+            received: None,
         }
     }
 
@@ -168,6 +171,9 @@ impl ResponseBody {
                     return Ok(None);
                 }
                 Ok(n) => {
+                    if let Some(received) = &self.received {
+                        received.fetch_add(n as u64, Ordering::Relaxed);
+                    }
                     buf.truncate(n);
                     return Ok(Some(buf));
                 }
@@ -278,6 +284,7 @@ pub struct HttpClient {
     time: Arc<dyn Timekeeper>,
     gate: Arc<StopGate>,
     requests_sent: AtomicU64,
+    bytes_received: Arc<AtomicU64>,
     retries: AtomicU64,
     credentials_rejected: AtomicBool,
 }
@@ -345,6 +352,7 @@ impl HttpClient {
             time: options.time,
             gate: Arc::new(StopGate::new(options.stop)),
             requests_sent: AtomicU64::new(0),
+            bytes_received: Arc::new(AtomicU64::new(0)),
             retries: AtomicU64::new(0),
             credentials_rejected: AtomicBool::new(false),
         }
@@ -353,6 +361,11 @@ impl HttpClient {
     /// Attempts that went out on the wire in this run, retries included.
     pub fn requests_sent(&self) -> u64 {
         self.requests_sent.load(Ordering::SeqCst)
+    }
+
+    /// Response body bytes read in this run (headers not counted).
+    pub fn bytes_received(&self) -> u64 {
+        self.bytes_received.load(Ordering::Relaxed)
     }
 
     /// Of those, the retries.
@@ -398,6 +411,7 @@ impl HttpClient {
                 what,
                 permit: Some(permit),
                 gate: Some(self.gate.clone()),
+                received: Some(self.bytes_received.clone()),
             },
         })
     }
@@ -503,6 +517,7 @@ impl HttpClient {
             return Err(too_large());
         }
         let len = bytes.len() as u64;
+        self.bytes_received.fetch_add(len, Ordering::Relaxed);
         if budget
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
                 left.checked_sub(len)

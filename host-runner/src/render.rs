@@ -155,6 +155,7 @@ pub fn sync_summary(r: &SyncReport) -> String {
         ("deleted", r.deleted),
         ("unchanged", r.unchanged),
         ("requests", r.requests),
+        ("bytes received", r.bytes_received),
     ] {
         let _ = writeln!(out, "  {label:<17} {n:>8}");
     }

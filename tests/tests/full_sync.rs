@@ -35,10 +35,15 @@ fn mirrors_a_tree_with_every_awkward_name() {
 #[test]
 fn a_second_sync_changes_nothing() {
     let account = Account::sample();
-    account.sync().unwrap();
+    let full = account.sync().unwrap();
     let before = account.records();
     let report = account.sync().unwrap();
     assert_eq!(counts(&report), (0, 0, 0, 0));
+    // The listing is most of what a full sync reads; an unchanged account
+    // costs two short answers (shares, an empty activity page).
+    let listing = account.sim().listing().len() as u64;
+    assert!(full.bytes_received > listing * 200, "{full:?}");
+    assert!(report.bytes_received < 4096, "{report:?}");
     assert!(
         report.requests <= 2,
         "{} requests for an unchanged account",
