@@ -291,6 +291,7 @@ mod tests {
             deleted: 2,
             unchanged: 4,
             requests: 9,
+            bytes_received: 4096,
             duration_ms: 1250,
             retries: 2,
             sink_calls: 1,

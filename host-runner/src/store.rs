@@ -237,18 +237,27 @@ impl Store {
         let base = path.trim_end_matches('/');
         // Everything strictly below `base` starts with `base/`; `0` is the
         // byte after `/`, so `[base/, base0)` is exactly that subtree.
-        let low = format!("{base}/");
-        let high = format!("{base}0");
+        let mut low = format!("{base}/");
+        let mut high = format!("{base}0");
+        // `after` narrows the range itself: as a separate `OR` condition the
+        // index range stayed whole and every page skipped all the rows of
+        // the pages before it, quadratic in the subtree.
         let sql = match order {
             Order::ParentsFirst => {
-                "SELECT data FROM known_records WHERE path > ?1 AND path < ?2 AND (?3 IS NULL OR path > ?3) ORDER BY path ASC LIMIT ?4"
+                if let Some(after) = after.filter(|a| **a > *low) {
+                    low = after.to_string();
+                }
+                "SELECT data FROM known_records WHERE path > ?1 AND path < ?2 ORDER BY path ASC LIMIT ?3"
             }
             Order::ChildrenFirst => {
-                "SELECT data FROM known_records WHERE path > ?1 AND path < ?2 AND (?3 IS NULL OR path < ?3) ORDER BY path DESC LIMIT ?4"
+                if let Some(after) = after.filter(|a| **a < *high) {
+                    high = after.to_string();
+                }
+                "SELECT data FROM known_records WHERE path > ?1 AND path < ?2 ORDER BY path DESC LIMIT ?3"
             }
         };
         let mut stmt = self.conn.prepare_cached(sql)?;
-        let rows = stmt.query_map(params![low, high, after, i64::from(limit)], |r| {
+        let rows = stmt.query_map(params![low, high, i64::from(limit)], |r| {
             r.get::<_, String>(0)
         })?;
         rows.map(|d| decode_record(&d?)).collect()
@@ -257,9 +266,11 @@ impl Store {
     /// Committed known records whose parent is `parent`, by path, after `after`.
     pub fn children(&self, parent: &str, after: Option<&str>, limit: u32) -> Result<Vec<Record>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT data FROM known_records WHERE parent_external_id = ?1 AND (?2 IS NULL OR path > ?2)
+            "SELECT data FROM known_records WHERE parent_external_id = ?1 AND path > ?2
              ORDER BY path ASC LIMIT ?3",
         )?;
+        // Every path sorts after "" (see `list_under` on keeping the range whole).
+        let after = after.unwrap_or("");
         let rows = stmt.query_map(params![parent, after, i64::from(limit)], |r| {
             r.get::<_, String>(0)
         })?;
