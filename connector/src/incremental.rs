@@ -5,6 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use crate::activity::{self, Changed};
 use crate::error::Error;
+use crate::full;
 use crate::host::{Host, Level, Request};
 use crate::href::parent_of;
 use crate::model::{Record, SyncSummary};
@@ -16,6 +17,10 @@ use crate::{keys, read_body};
 const PAGE_ROWS: u32 = 200;
 /// Largest activity page read: 200 rows of a few KiB.
 const PAGE_BODY: usize = 8 * 1024 * 1024;
+/// Past this many changed items, one listing of the account (a few requests,
+/// however large the tree) is cheaper than looking each item and its
+/// ancestors up (about four requests an item, paced by the rate limit).
+pub const RELIST_ABOVE: usize = 1000;
 
 pub enum Outcome {
     Synced(SyncSummary),
@@ -121,6 +126,13 @@ pub fn incremental<H: Host>(
             changed.items.len()
         ),
     );
+    if changed.items.len() > RELIST_ABOVE {
+        run.log(
+            Level::Info,
+            "listing the whole account: fewer requests than looking each change up",
+        );
+        return full::relist(run, &points).map(Outcome::Synced);
+    }
 
     let ids: Vec<String> = changed.items.keys().map(u64::to_string).collect();
     let known: HashMap<u64, Record> = changed

@@ -547,3 +547,40 @@ fn a_deleted_shared_folder_goes_when_the_cursor_expired() {
     account.sync().unwrap();
     account.assert_mirrors_server();
 }
+
+#[test]
+fn past_a_thousand_changes_one_listing_replaces_the_lookups() {
+    let account = Account::new(SimOptions::default());
+    account.sim().generate(3000, 7);
+    account.sync().unwrap();
+    let sim = account.sim();
+    let listing = sim.listing();
+    let files: Vec<&str> = listing
+        .iter()
+        .filter(|e| !e.is_folder)
+        .map(|e| e.path.as_str())
+        .collect();
+    let folders: Vec<&str> = listing
+        .iter()
+        .filter(|e| e.is_folder && e.path != "/" && e.path.matches('/').count() == 1)
+        .map(|e| e.path.as_str())
+        .collect();
+    let edits = connector::incremental::RELIST_ABOVE + 1;
+    for path in files.iter().take(edits) {
+        sim.put(path, "edited").unwrap();
+    }
+    sim.delete(folders[0]).unwrap();
+    sim.rename(folders[1], "/renamed in bulk").unwrap();
+    sim.reset_requests();
+    let report = account.sync().unwrap();
+    assert_eq!(report.mode, host_runner::SyncMode::Incremental);
+    // Activity pages of 200, the share list, and one listing.
+    let pages = (edits + 2).div_ceil(200) as u64;
+    assert!(
+        report.requests <= pages + 4,
+        "{} requests: {:?}",
+        report.requests,
+        sim.requests()
+    );
+    account.assert_mirrors_server();
+}
