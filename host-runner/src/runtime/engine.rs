@@ -17,6 +17,11 @@ pub fn engine() -> Result<Engine> {
         .get_or_init(|| {
             let mut config = wasmtime::Config::new();
             config.epoch_interruption(true);
+            // Profiling: names the guest's compiled functions for `perf report`
+            // (/tmp/perf-<pid>.map); costs nothing when unset.
+            if std::env::var_os("HOST_RUNNER_PERFMAP").is_some() {
+                config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+            }
             let engine = Engine::new(&config).map_err(|e| format!("{e:#}"))?;
             let ticker = engine.weak();
             std::thread::Builder::new()
