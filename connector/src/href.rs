@@ -4,6 +4,8 @@
 //! at a time so an encoded `/` can never forge a segment boundary, and must
 //! lie inside the user's DAV root on the configured origin.
 
+use std::borrow::Cow;
+
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use thiserror::Error;
 use url::Url;
@@ -72,7 +74,7 @@ impl DavRoot {
             .into_iter()
             .flatten()
             .filter(|s| !s.is_empty())
-            .map(|s| decode_segment(s).unwrap_or_else(|_| s.to_string()))
+            .map(|s| decode_segment(s).map_or_else(|| s.to_string(), Cow::into_owned))
             .collect();
         segments.extend(["remote.php", "dav", "files", user_id].map(String::from));
         let root_url = format!(
@@ -112,34 +114,41 @@ impl DavRoot {
             &href[start..]
         };
         let raw_path = raw_path.split(['?', '#']).next().unwrap_or_default();
-        let mut raw_segments: Vec<&str> = raw_path.split('/').skip(1).collect();
-        if raw_segments.last() == Some(&"") {
-            raw_segments.pop();
-        }
-        if raw_segments.len() < self.segments.len() {
-            return Err(HrefError::Outside(href.to_string()));
-        }
-        let mut decoded = Vec::with_capacity(raw_segments.len());
-        for raw in raw_segments {
-            let segment = decode_segment(raw).map_err(|_| HrefError::Encoding(href.to_string()))?;
+        let raw_path = raw_path.strip_suffix('/').unwrap_or(raw_path);
+        // Decoded straight into the answer: this runs once per listed entry.
+        let mut path = String::with_capacity(raw_path.len());
+        let mut depth = 0;
+        for raw in raw_path.split('/').skip(1) {
+            let segment =
+                decode_segment(raw).ok_or_else(|| HrefError::Encoding(href.to_string()))?;
             if segment.is_empty() || segment == "." || segment == ".." {
                 return Err(HrefError::BadSegment(href.to_string()));
             }
-            decoded.push(segment);
+            match self.segments.get(depth) {
+                Some(root) if *root != *segment => {
+                    return Err(HrefError::Outside(href.to_string()));
+                }
+                Some(_) => {}
+                None => {
+                    path.push('/');
+                    path.push_str(&segment);
+                }
+            }
+            depth += 1;
         }
-        if decoded[..self.segments.len()] != self.segments[..] {
+        if depth < self.segments.len() {
             return Err(HrefError::Outside(href.to_string()));
         }
-        Ok(format!("/{}", decoded[self.segments.len()..].join("/")))
+        if path.is_empty() {
+            path.push('/');
+        }
+        Ok(path)
     }
 }
 
-fn decode_segment(raw: &str) -> Result<String, ()> {
-    let segment = percent_decode_str(raw).decode_utf8().map_err(|_| ())?;
-    if segment.contains(['/', '\0']) {
-        return Err(());
-    }
-    Ok(segment.into_owned())
+fn decode_segment(raw: &str) -> Option<Cow<'_, str>> {
+    let segment = percent_decode_str(raw).decode_utf8().ok()?;
+    (!segment.contains(['/', '\0'])).then_some(segment)
 }
 
 /// The parent of a decoded path; `None` for the root.
