@@ -175,13 +175,22 @@ impl Host for WitHost {
         after: Option<&str>,
         limit: u32,
     ) -> Vec<model::Record> {
-        let order = match order {
-            model::Order::ParentsFirst => storage::Order::ParentsFirst,
-            model::Order::ChildrenFirst => storage::Order::ChildrenFirst,
-        };
-        storage::list_under(path, order, after, limit)
+        storage::list_under(path, wit_order(order), after, limit)
             .into_iter()
             .map(model::Record::from)
+            .collect()
+    }
+
+    fn list_paths_under(
+        &self,
+        path: &str,
+        order: model::Order,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Vec<(String, String)> {
+        storage::list_paths_under(path, wit_order(order), after, limit)
+            .into_iter()
+            .map(|k| (k.external_id, k.path))
             .collect()
     }
 
@@ -412,5 +421,12 @@ impl From<model::Permission> for types::Permission {
                 model::PermissionLevel::Read => types::PermissionLevel::Read,
             },
         }
+    }
+}
+
+fn wit_order(order: model::Order) -> storage::Order {
+    match order {
+        model::Order::ParentsFirst => storage::Order::ParentsFirst,
+        model::Order::ChildrenFirst => storage::Order::ChildrenFirst,
     }
 }

@@ -66,6 +66,19 @@ pub trait Host {
     fn set(&self, key: &str, value: &str);
     fn lookup(&self, external_ids: &[String]) -> Vec<Option<Record>>;
     fn list_under(&self, path: &str, order: Order, after: Option<&str>, limit: u32) -> Vec<Record>;
+    /// `(external id, path)` of what [`Host::list_under`] gives.
+    fn list_paths_under(
+        &self,
+        path: &str,
+        order: Order,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Vec<(String, String)> {
+        self.list_under(path, order, after, limit)
+            .into_iter()
+            .map(|r| (r.external_id, r.path))
+            .collect()
+    }
     fn children(&self, parent_external_id: &str, after: Option<&str>, limit: u32) -> Vec<Record>;
     fn put(&self, records: &[Record]);
     fn remove(&self, external_ids: &[String]);

@@ -156,12 +156,12 @@ impl<'h, H: Host> Run<'h, H> {
         self.reserved_paths.retain(|p| p != known_path);
     }
 
-    fn keeps(&self, known: &Record) -> bool {
-        let id = file_id(&known.external_id);
+    fn keeps(&self, external_id: &str, path: &str) -> bool {
+        let id = file_id(external_id);
         self.seen.contains(&id)
             || self.reserved.contains(&id)
-            || self.is_protected(&known.path)
-            || self.reserved_paths.iter().any(|p| is_under(&known.path, p))
+            || self.is_protected(path)
+            || self.reserved_paths.iter().any(|p| is_under(path, p))
     }
 
     pub fn log(&self, level: Level, message: &str) {
@@ -458,7 +458,7 @@ impl<'h, H: Host> Run<'h, H> {
     /// not taken (a descendant may have moved out before its folder went).
     pub fn delete(&mut self, known: &Record) -> Result<(), Error> {
         self.delete_unseen_under(&known.path)?;
-        if !self.keeps(known) {
+        if !self.keeps(&known.external_id, &known.path) {
             self.remove(known.external_id.clone())?;
         }
         Ok(())
@@ -476,14 +476,14 @@ impl<'h, H: Host> Run<'h, H> {
     pub fn delete_unseen_under(&mut self, path: &str) -> Result<(), Error> {
         let mut after: Option<String> = None;
         loop {
-            let page = self
-                .host
-                .list_under(path, Order::ChildrenFirst, after.as_deref(), PAGE);
-            let Some(last) = page.last() else { break };
-            after = Some(last.path.clone());
-            for known in page {
-                if !self.keeps(&known) {
-                    self.remove(known.external_id)?;
+            let page =
+                self.host
+                    .list_paths_under(path, Order::ChildrenFirst, after.as_deref(), PAGE);
+            let Some((_, last)) = page.last() else { break };
+            after = Some(last.clone());
+            for (external_id, known_path) in page {
+                if !self.keeps(&external_id, &known_path) {
+                    self.remove(external_id)?;
                 }
             }
         }

@@ -234,6 +234,35 @@ impl Store {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<Record>> {
+        self.page_under("data", path, order, after, limit, |r| r.get::<_, String>(0))?
+            .iter()
+            .map(|d| decode_record(d))
+            .collect()
+    }
+
+    /// `(external id, path)` of what [`Store::list_under`] gives, without
+    /// decoding a record.
+    pub fn list_paths_under(
+        &self,
+        path: &str,
+        order: Order,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(String, String)>> {
+        self.page_under("external_id, path", path, order, after, limit, |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+    }
+
+    fn page_under<T>(
+        &self,
+        columns: &str,
+        path: &str,
+        order: Order,
+        after: Option<&str>,
+        limit: u32,
+        row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
         let base = path.trim_end_matches('/');
         // Everything strictly below `base` starts with `base/`; `0` is the
         // byte after `/`, so `[base/, base0)` is exactly that subtree.
@@ -242,25 +271,26 @@ impl Store {
         // `after` narrows the range itself: as a separate `OR` condition the
         // index range stayed whole and every page skipped all the rows of
         // the pages before it, quadratic in the subtree.
-        let sql = match order {
+        let direction = match order {
             Order::ParentsFirst => {
                 if let Some(after) = after.filter(|a| **a > *low) {
                     low = after.to_string();
                 }
-                "SELECT data FROM known_records WHERE path > ?1 AND path < ?2 ORDER BY path ASC LIMIT ?3"
+                "ASC"
             }
             Order::ChildrenFirst => {
                 if let Some(after) = after.filter(|a| **a < *high) {
                     high = after.to_string();
                 }
-                "SELECT data FROM known_records WHERE path > ?1 AND path < ?2 ORDER BY path DESC LIMIT ?3"
+                "DESC"
             }
         };
-        let mut stmt = self.conn.prepare_cached(sql)?;
-        let rows = stmt.query_map(params![low, high, i64::from(limit)], |r| {
-            r.get::<_, String>(0)
-        })?;
-        rows.map(|d| decode_record(&d?)).collect()
+        let sql = format!(
+            "SELECT {columns} FROM known_records WHERE path > ?1 AND path < ?2 ORDER BY path {direction} LIMIT ?3"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params![low, high, i64::from(limit)], row)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<T>>>()?)
     }
 
     /// Committed known records whose parent is `parent`, by path, after `after`.
@@ -859,6 +889,27 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+        // An `after` outside the subtree does not widen it.
+        let page = s
+            .list_under("/A", Order::ChildrenFirst, Some("/B"), 10)
+            .unwrap();
+        assert_eq!(paths(&page), ["/A/y/z.md", "/A/y", "/A/x.txt"]);
+    }
+
+    #[test]
+    fn paths_under_are_the_ids_and_paths_of_the_records_under() {
+        let s = tree();
+        for order in [Order::ParentsFirst, Order::ChildrenFirst] {
+            for (path, after) in [("/", None), ("/A", None), ("/A", Some("/A/y"))] {
+                let records = s.list_under(path, order, after, 100).unwrap();
+                let light = s.list_paths_under(path, order, after, 100).unwrap();
+                let expected: Vec<(String, String)> = records
+                    .into_iter()
+                    .map(|r| (r.external_id, r.path))
+                    .collect();
+                assert_eq!(light, expected, "{path} after {after:?}");
+            }
+        }
     }
 
     #[test]

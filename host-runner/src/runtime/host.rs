@@ -296,6 +296,29 @@ impl storage::Host for HostState {
         Ok(found.into_iter().map(convert::record_to_wit).collect())
     }
 
+    fn list_paths_under(
+        &mut self,
+        path: String,
+        order: storage::Order,
+        after: Option<String>,
+        limit: u32,
+    ) -> wasmtime::Result<Vec<storage::KnownPath>> {
+        self.called();
+        let found = self
+            .store
+            .list_paths_under(
+                &path,
+                convert::order_from_wit(order),
+                after.as_deref(),
+                limit,
+            )
+            .map_err(fault)?;
+        Ok(found
+            .into_iter()
+            .map(|(external_id, path)| storage::KnownPath { external_id, path })
+            .collect())
+    }
+
     fn children(
         &mut self,
         parent_external_id: String,
