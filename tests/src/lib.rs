@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub mod download;
+pub mod edits;
 
 use host_runner::{Config, RunOptions, Secret, SinkRecord, SyncReport};
 use nextcloud_sim::{Server, SimOptions, Simulator};

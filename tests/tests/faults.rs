@@ -26,6 +26,7 @@ use host_runner::{Error, SinkRecord, Store, SyncReport};
 use nextcloud_sim::{Canned, Faults, Intercept, SimOptions, Simulator};
 use proptest::prelude::*;
 use tests::Account;
+use tests::edits::{self, Edit, edit};
 
 /// Retries stay short: one retry, at most a second of waiting.
 const QUICK: &str = "[limits]\nmax_retries = 1\nmax_retry_seconds = 1\nhttp_timeout_seconds = 2";
@@ -823,36 +824,9 @@ fn each_fault_alone_loses_nothing() {
     }
 }
 
-const NAMES: &[&str] = &["a.txt", "b c.pdf", "ü#1.md", "100%.txt", "x+y", "dir", "Q?"];
-
 #[derive(Debug, Clone)]
 enum Op {
-    CreateFile {
-        parent: usize,
-        name: usize,
-    },
-    CreateFolder {
-        parent: usize,
-        name: usize,
-    },
-    Overwrite {
-        target: usize,
-    },
-    Rename {
-        target: usize,
-        name: usize,
-    },
-    Move {
-        target: usize,
-        parent: usize,
-    },
-    Delete {
-        target: usize,
-    },
-    /// A change no activity reports.
-    Silent {
-        target: usize,
-    },
+    Edit(Edit),
     /// A sync under these faults.
     Sync(FaultSpec),
     /// A sync under these faults, with an etag reconcile due.
@@ -917,84 +891,11 @@ fn fault_spec() -> impl Strategy<Value = FaultSpec> {
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    let i = || 0usize..64;
-    let n = || 0usize..NAMES.len();
     prop_oneof![
-        4 => (i(), n()).prop_map(|(parent, name)| Op::CreateFile { parent, name }),
-        2 => (i(), n()).prop_map(|(parent, name)| Op::CreateFolder { parent, name }),
-        2 => i().prop_map(|target| Op::Overwrite { target }),
-        2 => (i(), n()).prop_map(|(target, name)| Op::Rename { target, name }),
-        2 => (i(), i()).prop_map(|(target, parent)| Op::Move { target, parent }),
-        2 => i().prop_map(|target| Op::Delete { target }),
-        1 => i().prop_map(|target| Op::Silent { target }),
+        14 => edit().prop_map(Op::Edit),
         4 => fault_spec().prop_map(Op::Sync),
         1 => fault_spec().prop_map(Op::Reconcile),
     ]
-}
-
-fn join(parent: &str, name: &str) -> String {
-    if parent == "/" {
-        format!("/{name}")
-    } else {
-        format!("{parent}/{name}")
-    }
-}
-
-fn apply(sim: &Simulator, op: &Op, tick: usize) {
-    let all: Vec<(String, bool)> = sim
-        .listing()
-        .into_iter()
-        .map(|e| (e.path, e.is_folder))
-        .collect();
-    let movable: Vec<&(String, bool)> = all.iter().filter(|(p, _)| p != "/").collect();
-    let files: Vec<&(String, bool)> = movable.iter().copied().filter(|(_, f)| !f).collect();
-    let folders: Vec<&(String, bool)> = all.iter().filter(|(_, f)| *f).collect();
-    let pick = |list: &[&(String, bool)], i: usize| {
-        (!list.is_empty()).then(|| list[i % list.len()].0.clone())
-    };
-    let content = format!("content {tick}");
-    match *op {
-        Op::CreateFile { parent, name } => {
-            if let Some(p) = pick(&folders, parent) {
-                let _ = sim.put(&join(&p, NAMES[name]), content);
-            }
-        }
-        Op::CreateFolder { parent, name } => {
-            if let Some(p) = pick(&folders, parent) {
-                let _ = sim.mkdir(&join(&p, NAMES[name]));
-            }
-        }
-        Op::Overwrite { target } => {
-            if let Some(p) = pick(&files, target) {
-                let _ = sim.put(&p, content);
-            }
-        }
-        Op::Rename { target, name } => {
-            if let Some(p) = pick(&movable, target) {
-                let parent = p
-                    .rsplit_once('/')
-                    .map(|(a, _)| if a.is_empty() { "/" } else { a });
-                let _ = sim.rename(&p, &join(parent.unwrap_or("/"), NAMES[name]));
-            }
-        }
-        Op::Move { target, parent } => {
-            if let (Some(p), Some(dest)) = (pick(&movable, target), pick(&folders, parent)) {
-                let name = p.rsplit('/').next().unwrap().to_string();
-                let _ = sim.rename(&p, &join(&dest, &name));
-            }
-        }
-        Op::Delete { target } => {
-            if let Some(p) = pick(&movable, target) {
-                let _ = sim.delete(&p);
-            }
-        }
-        Op::Silent { target } => {
-            if let Some(p) = pick(&files, target) {
-                let _ = sim.without_activity(|| sim.put(&p, format!("silent {tick}")));
-            }
-        }
-        Op::Sync(_) | Op::Reconcile(_) => {}
-    }
 }
 
 /// The stored cursor and the records committed with it.
@@ -1017,11 +918,13 @@ proptest! {
         );
         let sim = account.sim();
         for (tick, op) in ops.iter().enumerate() {
-            apply(sim, op, tick);
             let (which, spec) = match op {
+                Op::Edit(edit) => {
+                    edits::apply(sim, edit, tick as u64, &[]);
+                    continue;
+                }
                 Op::Sync(spec) => (&account, spec),
                 Op::Reconcile(spec) => (&reconcile, spec),
-                _ => continue,
             };
             let (cursor_before, records_before) = committed(&account);
             sim.set_faults(spec.faults());

@@ -9,41 +9,12 @@
 
 use nextcloud_sim::{ShareWith, SimOptions, Simulator, UserSpec};
 use proptest::prelude::*;
+use tests::edits::{self, Edit, NAMES, edit, join, paths, pick};
 use tests::{Account, counts};
-
-const NAMES: &[&str] = &[
-    "a.txt", "b c.pdf", "ü#1.md", "100%.txt", "x+y", "dir", "Q?", "it's",
-];
 
 #[derive(Debug, Clone)]
 enum Op {
-    CreateFile {
-        parent: usize,
-        name: usize,
-    },
-    CreateFolder {
-        parent: usize,
-        name: usize,
-    },
-    Overwrite {
-        target: usize,
-    },
-    Rename {
-        target: usize,
-        name: usize,
-    },
-    Move {
-        target: usize,
-        parent: usize,
-    },
-    MoveRename {
-        target: usize,
-        parent: usize,
-        name: usize,
-    },
-    Delete {
-        target: usize,
-    },
+    Edit(Edit),
     Restore {
         which: usize,
     },
@@ -55,10 +26,6 @@ enum Op {
     /// Bob edits inside the folder he shares with alice.
     BobWrites {
         name: usize,
-    },
-    /// A change no activity reports (external storage, a server-side scan).
-    Silent {
-        target: usize,
     },
     /// Alice shares an item of hers with Bob or a group.
     Share {
@@ -82,17 +49,10 @@ fn op() -> impl Strategy<Value = Op> {
     let i = || 0usize..64;
     let n = || 0usize..NAMES.len();
     prop_oneof![
-        4 => (i(), n()).prop_map(|(parent, name)| Op::CreateFile { parent, name }),
-        2 => (i(), n()).prop_map(|(parent, name)| Op::CreateFolder { parent, name }),
-        3 => i().prop_map(|target| Op::Overwrite { target }),
-        2 => (i(), n()).prop_map(|(target, name)| Op::Rename { target, name }),
-        2 => (i(), i()).prop_map(|(target, parent)| Op::Move { target, parent }),
-        1 => (i(), i(), n()).prop_map(|(target, parent, name)| Op::MoveRename { target, parent, name }),
-        2 => i().prop_map(|target| Op::Delete { target }),
+        17 => edit().prop_map(Op::Edit),
         1 => i().prop_map(|which| Op::Restore { which }),
         1 => (i(), 5usize..12).prop_map(|(parent, count)| Op::Burst { parent, count }),
         1 => n().prop_map(|name| Op::BobWrites { name }),
-        1 => i().prop_map(|target| Op::Silent { target }),
         1 => (i(), any::<bool>(), any::<bool>())
             .prop_map(|(target, group, read_only)| Op::Share { target, group, read_only }),
         1 => i().prop_map(|which| Op::Unshare { which }),
@@ -130,35 +90,7 @@ struct Model {
     year_passed: bool,
     /// A silent change no sync since could have seen.
     silent_pending: bool,
-    tick: u32,
-}
-
-/// Alice's paths, root first; `folders` keeps only folders.
-fn paths(sim: &Simulator, folders: bool) -> Vec<(String, bool)> {
-    sim.listing()
-        .into_iter()
-        .filter(|e| !folders || e.is_folder)
-        .map(|e| (e.path, e.is_folder))
-        .collect()
-}
-
-fn pick(list: &[(String, bool)], i: usize) -> Option<&(String, bool)> {
-    (!list.is_empty()).then(|| &list[i % list.len()])
-}
-
-fn join(parent: &str, name: &str) -> String {
-    if parent == "/" {
-        format!("/{name}")
-    } else {
-        format!("{parent}/{name}")
-    }
-}
-
-fn parent_of(path: &str) -> &str {
-    match path.rfind('/') {
-        Some(0) | None => "/",
-        Some(i) => &path[..i],
-    }
+    tick: u64,
 }
 
 /// Applies an operation; the server refusing it (a name taken, a folder
@@ -172,53 +104,10 @@ fn apply(sim: &Simulator, model: &mut Model, op: &Op) {
         .collect();
     let folders = paths(sim, true);
     match *op {
-        Op::CreateFile { parent, name } => {
-            if let Some((p, _)) = pick(&folders, parent) {
-                let _ = sim.put(&join(p, NAMES[name]), content);
-            }
-        }
-        Op::CreateFolder { parent, name } => {
-            if let Some((p, _)) = pick(&folders, parent) {
-                let _ = sim.mkdir(&join(p, NAMES[name]));
-            }
-        }
-        Op::Overwrite { target } => {
-            let files: Vec<_> = movable.iter().filter(|(_, f)| !f).cloned().collect();
-            if let Some((p, _)) = pick(&files, target) {
-                let _ = sim.put(p, content);
-            }
-        }
-        Op::Rename { target, name } => {
-            if let Some((p, _)) = pick(&movable, target) {
-                let _ = sim.rename(p, &join(parent_of(p), NAMES[name]));
-            }
-        }
-        Op::Move { target, parent } => {
-            if let (Some((p, _)), Some((dest, _))) =
-                (pick(&movable, target), pick(&folders, parent))
-            {
-                let name = p.rsplit('/').next().unwrap();
-                let _ = sim.rename(p, &join(dest, name));
-            }
-        }
-        Op::MoveRename {
-            target,
-            parent,
-            name,
-        } => {
-            if let (Some((p, _)), Some((dest, _))) =
-                (pick(&movable, target), pick(&folders, parent))
-            {
-                let _ = sim.rename(p, &join(dest, NAMES[name]));
-            }
-        }
-        Op::Delete { target } => {
-            if let Some((p, _)) = pick(&movable, target) {
-                let id = sim.fileid(p);
-                if sim.delete(p).is_ok() {
-                    model.trashed.extend(id);
-                }
-            }
+        Op::Edit(ref edit) => {
+            let done = edits::apply(sim, edit, model.tick, &["/Team"]);
+            model.trashed.extend(done.trashed);
+            model.silent_pending |= done.silent;
         }
         Op::Restore { which } => {
             if !model.trashed.is_empty() {
@@ -236,13 +125,6 @@ fn apply(sim: &Simulator, model: &mut Model, op: &Op) {
         Op::BobWrites { name } => {
             let bob = sim.as_user("bob");
             let _ = bob.put(&join("/Team", NAMES[name]), content);
-        }
-        Op::Silent { target } => {
-            let files: Vec<_> = movable.iter().filter(|(_, f)| !f).cloned().collect();
-            if let Some((p, _)) = pick(&files, target) {
-                let changed = sim.without_activity(|| sim.put(p, format!("silent {}", model.tick)));
-                model.silent_pending |= changed.is_ok();
-            }
         }
         Op::Share {
             target,
