@@ -167,6 +167,18 @@ const ALLPROP_FILE: &[Known] = &[
 ];
 
 /// Reads a PROPFIND body; `Err` carries a message for a 400.
+/// The namespace an element's prefix resolves to (`""` when unbound).
+pub fn namespace(res: &ResolveResult<'_>) -> Result<String, String> {
+    match res {
+        ResolveResult::Bound(ns) => Ok(String::from_utf8_lossy(ns.as_ref()).into_owned()),
+        ResolveResult::Unbound => Ok(String::new()),
+        ResolveResult::Unknown(p) => Err(format!(
+            "unknown namespace prefix {}",
+            String::from_utf8_lossy(p)
+        )),
+    }
+}
+
 pub fn parse_propfind(body: &[u8]) -> Result<Selection, String> {
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Ok(Selection::All);
@@ -179,16 +191,7 @@ pub fn parse_propfind(body: &[u8]) -> Result<Selection, String> {
     let mut saw_root = false;
     loop {
         let (res, event) = reader.read_resolved_event().map_err(|e| e.to_string())?;
-        let ns = match &res {
-            ResolveResult::Bound(ns) => String::from_utf8_lossy(ns.as_ref()).into_owned(),
-            ResolveResult::Unbound => String::new(),
-            ResolveResult::Unknown(p) => {
-                return Err(format!(
-                    "unknown namespace prefix {}",
-                    String::from_utf8_lossy(p)
-                ));
-            }
-        };
+        let ns = namespace(&res)?;
         match event {
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let local = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();

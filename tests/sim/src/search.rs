@@ -8,14 +8,14 @@ use std::collections::BTreeSet;
 use axum::body::Bytes;
 use axum::http::{StatusCode, header};
 use quick_xml::events::Event;
-use quick_xml::name::ResolveResult;
 use quick_xml::reader::NsReader;
 
 use crate::content::mime_for;
 use crate::encode::href_path;
 use crate::http::{CSP_DAV, Resp, builder, finish, sabre_error};
 use crate::props::{
-    MULTISTATUS_CLOSE, MULTISTATUS_OPEN, NS_DAV, NS_NC, NS_OC, Prop, Selection, write_response,
+    MULTISTATUS_CLOSE, MULTISTATUS_OPEN, NS_DAV, NS_NC, NS_OC, Prop, Selection, namespace,
+    write_response,
 };
 use crate::sim::Simulator;
 use crate::time::parse_atom;
@@ -51,16 +51,7 @@ fn parse_dom(body: &[u8]) -> Result<El, String> {
     let mut root: Option<El> = None;
     loop {
         let (res, event) = reader.read_resolved_event().map_err(|e| e.to_string())?;
-        let ns = match &res {
-            ResolveResult::Bound(ns) => String::from_utf8_lossy(ns.as_ref()).into_owned(),
-            ResolveResult::Unbound => String::new(),
-            ResolveResult::Unknown(p) => {
-                return Err(format!(
-                    "unknown namespace prefix {}",
-                    String::from_utf8_lossy(p)
-                ));
-            }
-        };
+        let ns = namespace(&res)?;
         match event {
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let el = El {
