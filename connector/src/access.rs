@@ -262,11 +262,6 @@ pub fn changed_roots(before: &[Grant], after: &[Grant]) -> Vec<String> {
 mod tests {
     use super::*;
 
-    const FIXTURES: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures/nextcloud-32"
-    );
-
     fn alice() -> Identity {
         Identity {
             user_id: "alice".into(),
@@ -296,7 +291,7 @@ mod tests {
 
     #[test]
     fn reads_the_share_list_fixture() {
-        let body = std::fs::read(format!("{FIXTURES}/shares.json")).unwrap();
+        let body = crate::testing::fixture("shares.json");
         let (grants, skipped) = parse_shares(&body).unwrap();
         assert!(skipped.is_empty());
         assert_eq!(grants.len(), 2);

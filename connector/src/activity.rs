@@ -208,14 +208,10 @@ pub fn has_next(link: Option<&str>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const FIXTURES: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures/nextcloud-32"
-    );
+    use crate::testing::fixture;
 
     fn page(name: &str) -> Vec<Activity> {
-        parse_page(&std::fs::read(format!("{FIXTURES}/{name}.json")).unwrap()).unwrap()
+        parse_page(&fixture(&format!("{name}.json"))).unwrap()
     }
 
     #[test]

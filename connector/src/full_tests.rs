@@ -8,17 +8,9 @@ use std::rc::Rc;
 use crate::Connector;
 use crate::error::Error;
 use crate::model::{Config, Filters, RecordChange, SyncMode};
-use crate::testing::{DavNode, MemoryHost, multistatus, response};
+use crate::testing::{DavNode, MemoryHost, fixture, multistatus, response};
 
-const FIXTURES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/fixtures/nextcloud-32"
-);
 const BASE: &str = "http://127.0.0.1:8080";
-
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{FIXTURES}/{name}")).unwrap()
-}
 
 fn connector(batch_size: u32) -> Connector {
     Connector::new(Config {

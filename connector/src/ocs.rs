@@ -73,15 +73,7 @@ pub fn activity_available(body: &[u8]) -> Result<bool, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const FIXTURES: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures/nextcloud-32"
-    );
-
-    fn fixture(name: &str) -> Vec<u8> {
-        std::fs::read(format!("{FIXTURES}/{name}")).unwrap()
-    }
+    use crate::testing::fixture;
 
     #[test]
     fn reads_cloud_user_fixtures() {

@@ -9,6 +9,18 @@ use crate::error::HttpError;
 use crate::host::{Host, Level, Request, Response};
 use crate::model::{Order, Record, RecordChange, RecordGroup, User};
 
+/// Answers a live Nextcloud 32.0.1 gave, kept in the repository.
+pub const FIXTURES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../tests/fixtures/nextcloud-32"
+);
+
+/// A recorded answer's body.
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = format!("{FIXTURES}/{name}");
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
 type Responder = Box<dyn FnMut(&Request) -> Result<Response<Cursor<Vec<u8>>>, HttpError>>;
 
 #[derive(Default, Clone)]

@@ -1,7 +1,7 @@
 //! A Nextcloud 32.0.1 simulator: a real HTTP server on loopback whose WebDAV
 //! (PROPFIND, GET, SEARCH), OCS (capabilities, user, Activity v2, Share API)
 //! answers have the shape of the real server's (see
-//! `/work/shared/fixtures/nextcloud-32/`), over an in-memory tree of one or
+//! `tests/fixtures/nextcloud-32/`), over an in-memory tree of one or
 //! more users that tests change through [`Simulator`] and [`SimUser`].
 
 mod activity;
@@ -27,7 +27,7 @@ mod view;
 mod walk;
 
 pub use error::SimError;
-pub use fault::{Canned, FaultCounts, Faults, Intercept, Rewrite};
+pub use fault::{Canned, FaultCounts, Faults, Gate, Intercept, Rewrite};
 pub use server::Server;
 pub use share::{
     PERMISSION_ALL, PERMISSION_CREATE, PERMISSION_DELETE, PERMISSION_READ, PERMISSION_SHARE,
