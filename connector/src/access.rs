@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::entry::Identity;
 use crate::error::Error;
-use crate::href::parent_of;
+use crate::href::{parent_of, server_path};
 use crate::model::{Permission, PermissionLevel, Principal, Record};
 use crate::permissions;
 
@@ -131,9 +131,15 @@ pub fn parse_shares(body: &[u8]) -> Result<(Vec<Grant>, Vec<String>), Error> {
                 continue;
             }
         };
+        let path = server_path(&s.path).ok_or_else(|| {
+            Error::Protocol(format!(
+                "share {id} names path {:?}, which has an empty, `.` or `..` segment",
+                s.path
+            ))
+        })?;
         grants.push(Grant {
             file_id,
-            path: normalise(&s.path),
+            path,
             principal,
             level: permissions::level_of_bits(s.permissions).into(),
         });
@@ -147,17 +153,6 @@ fn json_text(v: &serde_json::Value) -> String {
     match v {
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
-    }
-}
-
-fn normalise(path: &str) -> String {
-    let p = path.trim_end_matches('/');
-    if p.is_empty() {
-        "/".into()
-    } else if p.starts_with('/') {
-        p.into()
-    } else {
-        format!("/{p}")
     }
 }
 
@@ -343,6 +338,15 @@ mod tests {
             PrincipalKey::Federated("bob@other.example".into())
         );
         assert_eq!(by_path("/F").level, Level::Write);
+    }
+
+    #[test]
+    fn a_share_path_with_dot_segments_is_refused() {
+        let body = br#"{"ocs":{"meta":{},"data":[
+            {"id":"1","share_type":0,"share_with":"bob","permissions":1,"path":"/A/../../bob","file_source":2}
+        ]}}"#;
+        let err = parse_shares(body).unwrap_err().to_string();
+        assert!(err.contains("share 1"), "{err}");
     }
 
     #[test]

@@ -11,6 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::href::server_path;
+
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ActivityError {
     #[error("activity answer is not the expected JSON: {0}")]
@@ -110,30 +112,13 @@ fn to_activity(raw: RawActivity) -> Result<Activity, ActivityError> {
     })
 }
 
-/// A path the stream names, normalised; one with an empty, `.` or `..`
-/// segment is no Nextcloud path, and its URL would resolve outside the
-/// user's files (a client resolves dot segments before sending).
+/// A path the stream names, as records carry it (see [`server_path`]).
 fn checked(path: &str) -> Result<String, ActivityError> {
-    let p = normalise(path);
-    if p != "/"
-        && p[1..]
-            .split('/')
-            .any(|s| s.is_empty() || s == "." || s == "..")
-    {
-        return Err(ActivityError::Shape(format!(
+    server_path(path).ok_or_else(|| {
+        ActivityError::Shape(format!(
             "object path {path:?} has an empty, `.` or `..` segment"
-        )));
-    }
-    Ok(p)
-}
-
-fn normalise(path: &str) -> String {
-    let trimmed = path.trim_end_matches('/');
-    if trimmed.starts_with('/') {
-        trimmed.to_string()
-    } else {
-        format!("/{trimmed}")
-    }
+        ))
+    })
 }
 
 /// Everything a run of pages says changed: each item once, with its newest
@@ -252,6 +237,22 @@ mod tests {
     }
 
     #[test]
+    fn moves_and_renames_into_the_root_name_the_item_at_the_root() {
+        // Nextcloud 32 writes these paths `//name`.
+        let objects: Vec<(u64, String)> = page("activity-move-and-rename-at-root")
+            .into_iter()
+            .flat_map(|a| a.objects)
+            .collect();
+        let expected = [
+            (3523, "/moved to root.txt"),
+            (3524, "/renamed at root after.txt"),
+            (3522, "/root-move-src renamed"),
+        ]
+        .map(|(id, p)| (id, p.to_string()));
+        assert_eq!(objects, expected);
+    }
+
+    #[test]
     fn the_last_word_decides_deletion() {
         let mut changed = Changed::default();
         changed.add(&page("activity-delete")).unwrap();
@@ -302,6 +303,8 @@ mod tests {
             br#"{"ocs":{"data":[{"activity_id":1,"type":"file_changed","objects":{"1":"/../../bob/x"}}]}}"#,
             br#"{"ocs":{"data":[{"activity_id":1,"type":"file_changed","objects":{"1":"/a/./b"}}]}}"#,
             br#"{"ocs":{"data":[{"activity_id":1,"type":"file_changed","objects":{"1":"/a//b"}}]}}"#,
+            br#"{"ocs":{"data":[{"activity_id":1,"type":"file_changed","objects":{"1":"///b"}}]}}"#,
+            br#"{"ocs":{"data":[{"activity_id":1,"type":"file_changed","objects":{"1":"//../b"}}]}}"#,
             br#"{"ocs":{"data":[{"activity_id":1,"type":"file_changed","object_id":1,"object_name":"/..","objects":[]}]}}"#,
         ] {
             assert!(

@@ -151,6 +151,33 @@ fn decode_segment(raw: &str) -> Option<Cow<'_, str>> {
     (!segment.contains(['/', '\0'])).then_some(segment)
 }
 
+/// A decoded path the server names in JSON (activity objects, share paths)
+/// as records carry it: one leading `/`, none trailing; `None` when it has
+/// an empty, `.` or `..` segment: that is no Nextcloud path, and a request
+/// built from it could resolve outside the user's files.
+///
+/// Nextcloud's Activity app writes a moved or renamed item's path as its
+/// folder's path, `/` and its name; the root's path is `/` itself, so an
+/// item moved or renamed into the root is named `//name`. That one doubled
+/// slash is accepted, and only at the start.
+pub fn server_path(raw: &str) -> Option<String> {
+    let trimmed = raw.trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("//")
+        .or_else(|| trimmed.strip_prefix('/'))
+        .unwrap_or(trimmed);
+    if rest.is_empty() {
+        return Some("/".into());
+    }
+    if rest
+        .split('/')
+        .any(|s| s.is_empty() || s == "." || s == "..")
+    {
+        return None;
+    }
+    Some(format!("/{rest}"))
+}
+
 /// The parent of a decoded path; `None` for the root.
 pub fn parent_of(path: &str) -> Option<&str> {
     if path == "/" {
@@ -171,6 +198,36 @@ pub fn name_of(path: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_paths_as_nextcloud_writes_them() {
+        for (raw, path) in [
+            ("/Documents/notes renamed.md", "/Documents/notes renamed.md"),
+            // Moved or renamed into the root (activity-move-and-rename-at-root.json).
+            ("//moved to root.txt", "/moved to root.txt"),
+            ("//root-move-src renamed", "/root-move-src renamed"),
+            // A destination folder with its trailing slash; the root as `//`.
+            ("/Documents/", "/Documents"),
+            ("//", "/"),
+            ("/", "/"),
+            ("", "/"),
+            ("Shared with Bob", "/Shared with Bob"),
+        ] {
+            assert_eq!(server_path(raw).as_deref(), Some(path), "{raw:?}");
+        }
+        for raw in [
+            "/../../bob/x",
+            "/a/./b",
+            "/a//b",
+            "///x",
+            "//a//b",
+            "/..",
+            "//..",
+            "/a/../../b",
+        ] {
+            assert_eq!(server_path(raw), None, "{raw:?}");
+        }
+    }
 
     fn root() -> DavRoot {
         DavRoot::new("https://cloud.example.com", "alice").unwrap()

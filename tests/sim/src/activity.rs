@@ -103,8 +103,12 @@ fn dirname(path: &str) -> String {
     }
 }
 
-fn join(parent: &str, name: &str) -> String {
-    crate::view::join(parent, name)
+/// `FilesHooks` names a moved or renamed item by its folder's path, `/`
+/// and its name, as plain strings: the root's path is `/`, so an item moved
+/// or renamed into the root is `//name` (recorded from Nextcloud 32.0.1 in
+/// `activity-move-and-rename-at-root.json`).
+fn child_path(dir: &str, name: &str) -> String {
+    format!("{dir}/{name}")
 }
 
 impl State {
@@ -220,7 +224,7 @@ impl State {
         let file = |path: String| Param::File { id, path };
         if renamed {
             for (user, dir) in after {
-                let new_path = join(&dir, new_name);
+                let new_path = child_path(&dir, new_name);
                 let mut params = vec![("newfile", file(new_path.clone()))];
                 let subject = if user == actor {
                     "renamed_self"
@@ -228,7 +232,7 @@ impl State {
                     params.push(("user", Param::User(actor_id.clone())));
                     "renamed_by"
                 };
-                params.push(("oldfile", file(join(&dir, old_name))));
+                params.push(("oldfile", file(child_path(&dir, old_name))));
                 let row = RowSpec {
                     affected: self.users[user].spec.user_id.clone(),
                     actor: actor_id.clone(),
@@ -254,7 +258,7 @@ impl State {
                 ("deleted_self", "deleted_by"),
                 "file_deleted",
                 id,
-                &join(dir, old_name),
+                &child_path(dir, old_name),
             ));
         }
         for (user, dir) in after.iter().filter(|(u, _)| !in_before(*u)) {
@@ -264,12 +268,12 @@ impl State {
                 ("created_self", "created_by"),
                 "file_changed",
                 id,
-                &join(dir, new_name),
+                &child_path(dir, new_name),
             ));
         }
         for (user, dir) in after.iter().filter(|(u, _)| in_before(*u)) {
             let old_dir = &before.iter().find(|(b, _)| b == user).expect("in both").1;
-            let new_path = join(dir, new_name);
+            let new_path = child_path(dir, new_name);
             let newfile = if old_name == new_name {
                 // The destination folder, path with a trailing slash.
                 Param::File {
@@ -286,7 +290,7 @@ impl State {
                 params.push(("user", Param::User(actor_id.clone())));
                 "moved_by"
             };
-            params.push(("oldfile", file(join(old_dir, old_name))));
+            params.push(("oldfile", file(child_path(old_dir, old_name))));
             rows.push(RowSpec {
                 affected: self.users[*user].spec.user_id.clone(),
                 actor: actor_id.clone(),

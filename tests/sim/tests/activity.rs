@@ -191,6 +191,40 @@ fn step(
     ours
 }
 
+/// Nextcloud joins the destination folder's path and the name with `/`;
+/// the root's path is `/`, so what lands in the root is named `//name`.
+#[test]
+fn moves_and_renames_into_the_root_match_their_capture() {
+    let server = fixture_server();
+    let sim = server.simulator().clone();
+    sim.mkdir("/root-move-src").unwrap();
+    sim.put("/root-move-src/moved to root.txt", "m").unwrap();
+    sim.put("/renamed at root before.txt", "r").unwrap();
+    let since = sim.last_activity_id();
+    sim.rename("/root-move-src/moved to root.txt", "/moved to root.txt")
+        .unwrap();
+    sim.rename("/renamed at root before.txt", "/renamed at root after.txt")
+        .unwrap();
+    sim.rename("/root-move-src", "/root-move-src renamed")
+        .unwrap();
+    let reply = files_since(&server, since);
+    let ours = data(&reply);
+    assert_eq!(
+        normalized(&ours),
+        normalized(&fixture_data("activity-move-and-rename-at-root.json")),
+        "{}",
+        reply.body
+    );
+    assert_eq!(
+        ours[0]["objects"][sim.fileid("/moved to root.txt").unwrap().to_string()],
+        "//moved to root.txt"
+    );
+    assert_eq!(
+        ours[0]["subject_rich"][1]["newfile"]["id"],
+        sim.fileid("/").unwrap().to_string()
+    );
+}
+
 /// OCS XML with ids, times and the host blanked out.
 fn normalize_xml(xml: &str, base: &str) -> String {
     xml.replace(base, "BASE")
@@ -652,7 +686,8 @@ fn folder_delete_and_restore_are_one_row_each() {
     assert_eq!(
         kinds,
         [
-            ("file_changed", "/z"),
+            // A rename names the parent's path, `/` and the name: at the root, `//z`.
+            ("file_changed", "//z"),
             ("file_deleted", "/z"),
             ("file_restored", "/z")
         ]
