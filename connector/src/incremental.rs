@@ -1,7 +1,7 @@
 //! The incremental sync: the Activity stream names what changed since the
 //! cursor; WebDAV says what it is now.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::activity::{self, Changed};
 use crate::error::Error;
@@ -110,7 +110,11 @@ pub fn incremental<H: Host>(
         Ok(changed) => changed,
         Err(gap) => return Ok(Outcome::Gap(gap)),
     };
-    let points = [(keys::CURSOR, changed.last_id.to_string()), shares];
+    let points = [
+        (keys::CURSOR, changed.last_id.to_string()),
+        shares,
+        (keys::PRIOR_PATHS, String::new()),
+    ];
     if changed.items.is_empty() {
         if changed.last_id == cursor && regrant.is_empty() {
             // Nothing happened: no commit, no further request.
@@ -142,6 +146,9 @@ pub fn incremental<H: Host>(
         .zip(host.lookup(&ids))
         .filter_map(|(id, r)| r.map(|r| (id, r)))
         .collect();
+    // Staged before any record, so every commit of this run carries it.
+    let prior = PriorPaths::load(host).with_known(&known);
+    host.set(keys::PRIOR_PATHS, &prior.to_json()?);
 
     // Where each live item is now: at its newest path, else wherever its id is.
     let live: Vec<(u64, String)> = changed
@@ -188,16 +195,11 @@ pub fn incremental<H: Host>(
     // and must be placed before what is below it.
     let here: BTreeSet<&str> = current.iter().map(|r| r.path.as_str()).collect();
     let mut ancestors: BTreeSet<String> = BTreeSet::new();
-    let old_paths = changed
-        .items
-        .keys()
-        .filter_map(|id| known.get(id))
-        .map(|r| r.path.as_str());
     let passed = changed.paths.iter().map(String::as_str);
     for path in current
         .iter()
         .map(|r| r.path.as_str())
-        .chain(old_paths)
+        .chain(prior.all())
         .chain(passed)
     {
         let mut p = path;
@@ -216,13 +218,7 @@ pub fn incremental<H: Host>(
         .map(|r| (r, false))
         .collect();
     for r in &current {
-        let known_path = r
-            .external_id
-            .parse::<u64>()
-            .ok()
-            .and_then(|id| known.get(&id))
-            .map(|k| k.path.as_str());
-        run.reserve(r, known_path);
+        run.reserve(r, prior.of(&r.external_id));
     }
     records.extend(current.into_iter().map(|r| (r, true)));
     records.sort_by(|(a, _), (b, _)| {
@@ -232,16 +228,22 @@ pub fn incremental<H: Host>(
     });
 
     for (record, changed_item) in records {
+        // Where a changed folder was: what is known there and was not
+        // listed where it is now is gone.
+        let old_paths: Vec<String> = if record.is_folder && changed_item {
+            prior
+                .of(&record.external_id)
+                .filter(|old| *old != record.path)
+                .map(str::to_string)
+                .collect()
+        } else {
+            Vec::new()
+        };
         if run.has_seen(&record.external_id) {
-            // A changed folder listed with a changed folder above it: what is
-            // known at its old path and was not listed there is gone too.
-            let old_path = known
-                .get(&record.external_id.parse().unwrap_or(0))
-                .map(|k| k.path.clone())
-                .filter(|old| record.is_folder && changed_item && *old != record.path);
-            if let Some(old) = old_path {
-                run.release(&old);
-                run.delete_unseen_under(&old)?;
+            // A changed folder listed with a changed folder above it.
+            for old in &old_paths {
+                run.release(old);
+                run.delete_unseen_under(old)?;
             }
             continue;
         }
@@ -252,17 +254,15 @@ pub fn incremental<H: Host>(
         if record.is_folder && changed_item {
             // One activity covers a created, moved or restored folder, none its children.
             let path = record.path.clone();
-            let old_path = known
-                .get(&record.external_id.parse().unwrap_or(0))
-                .map(|k| k.path.clone());
-            if let Some(old) = &old_path {
+            run.release(&path);
+            for old in &old_paths {
                 run.release(old);
             }
             match run.list(&path)? {
                 Listed::Complete => {
                     run.delete_unseen_under(&path)?;
-                    if let Some(old) = old_path.filter(|old| *old != path) {
-                        run.delete_unseen_under(&old)?;
+                    for old in &old_paths {
+                        run.delete_unseen_under(old)?;
                     }
                 }
                 Listed::Gone => {
@@ -284,6 +284,55 @@ pub fn incremental<H: Host>(
     }
     run.regrant(regrant)?;
     run.finish(&points).map(Outcome::Synced)
+}
+
+/// See [`keys::PRIOR_PATHS`]: file id → every path the item was known at
+/// when this run, or an earlier one that did not reach its cursor, began.
+#[derive(Debug, Default)]
+struct PriorPaths(BTreeMap<u64, BTreeSet<String>>);
+
+impl PriorPaths {
+    /// What an unfinished earlier run left; unreadable state is no excuse
+    /// to stop, but the folders it named may stay stale until a reconcile.
+    fn load<H: Host>(host: &H) -> PriorPaths {
+        let stored = host.get(keys::PRIOR_PATHS).filter(|v| !v.is_empty());
+        match stored.map(|json| serde_json::from_str(&json)) {
+            None => PriorPaths::default(),
+            Some(Ok(map)) => PriorPaths(map),
+            Some(Err(e)) => {
+                host.log(
+                    Level::Warn,
+                    &format!("ignoring unreadable state {}: {e}", keys::PRIOR_PATHS),
+                );
+                PriorPaths::default()
+            }
+        }
+    }
+
+    fn with_known(mut self, known: &HashMap<u64, Record>) -> PriorPaths {
+        for (id, record) in known {
+            self.0.entry(*id).or_default().insert(record.path.clone());
+        }
+        self
+    }
+
+    fn to_json(&self) -> Result<String, Error> {
+        serde_json::to_string(&self.0).map_err(|e| Error::Storage(e.to_string()))
+    }
+
+    fn of(&self, external_id: &str) -> impl Iterator<Item = &str> {
+        external_id
+            .parse::<u64>()
+            .ok()
+            .and_then(|id| self.0.get(&id))
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+    }
+
+    fn all(&self) -> impl Iterator<Item = &str> {
+        self.0.values().flatten().map(String::as_str)
+    }
 }
 
 fn depth(path: &str) -> usize {

@@ -65,6 +65,13 @@ pub mod keys {
     /// whatever their etag says, since a change the Activity app never
     /// reported may hide there.
     pub const UNVERIFIED: &str = "unverified";
+    /// Where the items an incremental run set out to refresh were known
+    /// when it began (JSON: file id → paths), committed before any of its
+    /// records. The Activity stream names only an item's new path, so once a
+    /// record at its new path is committed, the folders it left are found
+    /// nowhere else: a run that stops before refreshing them leaves this for
+    /// the next one. Cleared with the cursor.
+    pub const PRIOR_PATHS: &str = "prior_paths";
 }
 
 /// Largest OCS answer read (a `cloud/user` answer is about 1 KiB).
@@ -294,6 +301,8 @@ impl Connector {
                 keys::CURSOR,
                 cursor.map(|c| c.to_string()).unwrap_or_default(),
             ),
+            // A listing or reconcile reads every folder it could have left stale.
+            (keys::PRIOR_PATHS, String::new()),
         ];
         if listed {
             points.push((keys::LISTED_AT, now));

@@ -144,10 +144,10 @@ impl<'h, H: Host> Run<'h, H> {
 
     /// Keeps deletion passes off records this run is about to take, and
     /// off everything known below a folder it is about to relist.
-    pub fn reserve(&mut self, record: &Record, known_path: Option<&str>) {
+    pub fn reserve<'p>(&mut self, record: &Record, known_paths: impl Iterator<Item = &'p str>) {
         self.reserved.insert(file_id(&record.external_id));
         if record.is_folder {
-            self.reserved_paths.extend(known_path.map(str::to_string));
+            self.reserved_paths.extend(known_paths.map(str::to_string));
         }
     }
 

@@ -12,11 +12,15 @@
 //! `KILL_TRIALS` sets the number of trials of each kind (default 5 in CI);
 //! the long run is `KILL_TRIALS=50 cargo test -p tests --test e2e --release kill::`
 //! (and `KILL_SEED` picks another sequence of moments).
+//!
+//! Where a kill is known to have hurt, a test kills at that point exactly:
+//! the simulator holds a chosen request at a gate, and the process is killed
+//! while it waits there, with everything before that request committed.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nextcloud_sim::{SimOptions, Simulator};
+use nextcloud_sim::{Intercept, SimOptions, Simulator};
 use tests::{Account, PASSWORD, PASSWORD_ENV};
 
 /// Entries of the generated tree.
@@ -100,6 +104,14 @@ fn moment(rng: &mut Rng, run: Duration, requests: u64) -> Moment {
     }
 }
 
+/// SIGKILLs a running sync; nothing of the process runs after it.
+fn sigkill(child: &mut Child) {
+    child.kill().expect("SIGKILL");
+    let status = child.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
+}
+
 /// Starts a sync and SIGKILLs it at `moment`; true when it was still running.
 fn kill_at(account: &Account, moment: Moment) -> bool {
     let sim = account.sim();
@@ -132,11 +144,7 @@ fn kill_at(account: &Account, moment: Moment) -> bool {
     if child.try_wait().unwrap().is_some() {
         return false;
     }
-    // SIGKILL: nothing of the process runs after it.
-    child.kill().expect("SIGKILL");
-    let status = child.wait().unwrap();
-    use std::os::unix::process::ExitStatusExt;
-    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
+    sigkill(&mut child);
     true
 }
 
@@ -285,4 +293,68 @@ fn sigkill_during_incremental_syncs_loses_nothing() {
         "only {killed} of {} kills hit a running sync",
         trials()
     );
+}
+
+/// Issue 11's stale folder. The Activity stream names only where an item
+/// went; where it was is known from its stored record alone. A run commits
+/// a moved folder at its new path, then dies before refreshing the folders
+/// it left: the next run, reading the same stream, finds the record already
+/// at the new path, and without the paths the first run recorded before its
+/// first commit (`keys::PRIOR_PATHS`) it never looks at those folders
+/// again; their etags and sizes stay old.
+///
+/// Records are placed shallowest first, so `/M` and `/N`, moved up from
+/// deep folders, are relisted before `/a/b/c` and `/z` are refreshed. The
+/// listing of `/N` is held: by then `/M` is committed (one record a batch)
+/// and `/a/b/c` is not.
+#[test]
+fn sigkill_after_a_move_is_committed_still_refreshes_the_folders_it_left() {
+    let account = Account::with_settings(SimOptions::default(), "batch_size = 1");
+    let sim = account.sim();
+    for (path, content) in [
+        ("/a/b/c/M/inner/x.txt", "x"),
+        ("/a/b/c/stays.txt", "s"),
+        ("/z/N/y.txt", "y"),
+    ] {
+        let parent = path.rsplit_once('/').unwrap().0;
+        sim.mkdir_all(parent).unwrap();
+        sim.put(path, content).unwrap();
+    }
+    sync_to_completion(&account, "the first full sync");
+
+    sim.rename("/a/b/c/M", "/M").unwrap();
+    sim.rename("/z/N", "/N").unwrap();
+    let (hold, gate) = Intercept::hold("PROPFIND", "/remote.php/dav/files/alice/N");
+    sim.intercept(hold.depth("infinity"));
+    let mut child = sync_command(&account)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("host-runner starts");
+    assert!(
+        gate.wait_reached(Duration::from_secs(120)),
+        "the sync never listed /N"
+    );
+    sigkill(&mut child);
+
+    // The kill landed in the window: the move is committed, the folder it
+    // left is not refreshed.
+    let record = |path: &str| account.records().into_iter().find(|r| r.path == path);
+    let m = sim.fileid("/M").unwrap().to_string();
+    assert!(
+        record("/M").is_some_and(|r| r.external_id == m),
+        "the move of /M was not committed before the kill"
+    );
+    let left = sim.entry("/a/b/c").unwrap();
+    assert_ne!(
+        record("/a/b/c").unwrap().etag,
+        left.etag,
+        "/a/b/c was refreshed before the kill: the test missed its window"
+    );
+
+    gate.open();
+    sim.clear_intercepts();
+    sync_to_completion(&account, "the sync after the kill");
+    account.assert_mirrors_server();
+    assert_converged(&account);
 }

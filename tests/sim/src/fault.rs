@@ -11,13 +11,15 @@
 //! * [`Intercept`]: the next matching request(s) get a canned answer
 //!   ([`Canned`]) or the real answer rewritten by a function — DOCTYPEs,
 //!   deep nesting, non-UTF-8 bytes, hrefs outside the user's root, redirects…
+//!   — or is held at a [`Gate`] until the test opens it (a kill point).
 //! * [`crate::Simulator::set_unavailable`] makes a folder an unavailable
 //!   external storage (see there).
 
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
@@ -151,6 +153,50 @@ pub type Rewrite = Arc<dyn Fn(Vec<u8>) -> Vec<u8> + Send + Sync>;
 enum Action {
     Respond(Canned),
     Rewrite(Rewrite),
+    Hold(Arc<Gate>),
+}
+
+/// A request held unanswered: the client that sent it waits at a point the
+/// test chose (to be killed there, say) until the gate opens, then gets the
+/// real answer.
+#[derive(Debug)]
+pub struct Gate {
+    reached: Mutex<bool>,
+    arrived: Condvar,
+    /// Closed when the gate opens: every holder wakes.
+    open: tokio::sync::Semaphore,
+}
+
+impl Gate {
+    fn new() -> Arc<Gate> {
+        Arc::new(Gate {
+            reached: Mutex::new(false),
+            arrived: Condvar::new(),
+            open: tokio::sync::Semaphore::new(0),
+        })
+    }
+
+    /// Waits until a request reaches the gate; false after `timeout`.
+    pub fn wait_reached(&self, timeout: Duration) -> bool {
+        let reached = self.reached.lock().unwrap();
+        let (reached, _) = self
+            .arrived
+            .wait_timeout_while(reached, timeout, |r| !*r)
+            .unwrap();
+        *reached
+    }
+
+    /// Lets every held request (and any later one) through.
+    pub fn open(&self) {
+        self.open.close();
+    }
+
+    pub(crate) async fn pass(&self) {
+        *self.reached.lock().unwrap() = true;
+        self.arrived.notify_all();
+        // Err once closed: the gate is open.
+        let _ = self.open.acquire().await;
+    }
 }
 
 /// Which requests get a hostile answer, and which answer. Matching is on the
@@ -194,6 +240,16 @@ impl Intercept {
         f: impl Fn(Vec<u8>) -> Vec<u8> + Send + Sync + 'static,
     ) -> Intercept {
         Intercept::new(method, path_prefix, Action::Rewrite(Arc::new(f)))
+    }
+
+    /// Holds the next matching request at a [`Gate`] until the gate opens,
+    /// then serves the real answer.
+    pub fn hold(method: &str, path_prefix: &str) -> (Intercept, Arc<Gate>) {
+        let gate = Gate::new();
+        (
+            Intercept::new(method, path_prefix, Action::Hold(gate.clone())),
+            gate,
+        )
     }
 
     fn new(method: &str, path_prefix: &str, action: Action) -> Intercept {
@@ -283,6 +339,7 @@ pub(crate) enum Early {
 pub(crate) enum InterceptAction {
     Respond(Canned),
     Rewrite(Rewrite),
+    Hold(Arc<Gate>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -377,6 +434,7 @@ impl FaultState {
             let action = match &hit.action {
                 Action::Respond(c) => InterceptAction::Respond(c.clone()),
                 Action::Rewrite(f) => InterceptAction::Rewrite(f.clone()),
+                Action::Hold(g) => InterceptAction::Hold(g.clone()),
             };
             if let Some(n) = hit.times.as_mut() {
                 *n = n.saturating_sub(1);

@@ -155,6 +155,10 @@ async fn handle(sim: Simulator, req: Request) -> Resp {
             Some(InterceptAction::Rewrite(f)) => {
                 fault::rewrite(route(&sim, req, auth, me, &opts).await, &f).await
             }
+            Some(InterceptAction::Hold(gate)) => {
+                gate.pass().await;
+                route(&sim, req, auth, me, &opts).await
+            }
             None => route(&sim, req, auth, me, &opts).await,
         },
     };
