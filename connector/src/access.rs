@@ -198,11 +198,11 @@ impl Access {
         Access { by_path }
     }
 
-    /// Sets a record's permissions: the syncing user first (from the letters),
+    /// Sets a record's permissions: the syncing user first (`own`, see
+    /// [`crate::entry::own_level`]),
     /// then the owner of an item shared with them, then every recipient of a
     /// share on the item or a folder above it (the highest level wins).
-    pub fn apply(&self, who: &Identity, record: &mut Record) {
-        let own = permissions::level_of(&record.permission_letters, None);
+    pub fn apply(&self, who: &Identity, record: &mut Record, own: PermissionLevel) {
         let mut entries: Vec<(PrincipalKey, Level)> = vec![(
             PrincipalKey::User {
                 id: who.user_id.clone(),
@@ -360,19 +360,19 @@ mod tests {
         .unwrap();
         let access = Access::new(&grants);
         let mut deep = record("/A/B/c.txt", "RGDNVW", "alice");
-        access.apply(&alice(), &mut deep);
+        access.apply(&alice(), &mut deep, PermissionLevel::Owner);
         assert_eq!(deep.permissions.len(), 2);
         assert_eq!(deep.permissions[0].level, PermissionLevel::Owner);
         assert_eq!(deep.permissions[1].level, PermissionLevel::Write);
         let mut elsewhere = record("/AB/c.txt", "RGDNVW", "alice");
-        access.apply(&alice(), &mut elsewhere);
+        access.apply(&alice(), &mut elsewhere, PermissionLevel::Owner);
         assert_eq!(elsewhere.permissions.len(), 1, "/AB is not under /A");
     }
 
     #[test]
     fn shared_with_me_items_name_their_owner_and_are_never_owned() {
         let mut item = record("/Team/plan.txt", "SGDNV", "bob");
-        Access::default().apply(&alice(), &mut item);
+        Access::default().apply(&alice(), &mut item, PermissionLevel::Write);
         assert_eq!(item.permissions[0].level, PermissionLevel::Write);
         assert_eq!(
             item.permissions[1],

@@ -4,7 +4,8 @@ use thiserror::Error;
 
 use crate::href::{DavRoot, name_of};
 use crate::mime;
-use crate::model::Record;
+use crate::model::{PermissionLevel, Record};
+use crate::permissions;
 use crate::propfind::DavEntry;
 
 /// Why one entry of a listing could not become a record. The listing goes on;
@@ -33,6 +34,18 @@ pub fn upload_time(entry: &DavEntry) -> Option<i64> {
         .as_deref()
         .and_then(|t| t.trim().parse::<i64>().ok())
         .filter(|t| *t > 0)
+}
+
+/// The syncing user's level on an entry: by its share's bits when it
+/// reaches them through a share (the letters of a mount point allow delete
+/// and rename whatever the share grants), else by its letters.
+pub fn own_level(entry: &DavEntry) -> PermissionLevel {
+    let letters = entry.permissions.as_deref().unwrap_or_default();
+    let share_bits = entry
+        .share_permissions
+        .as_deref()
+        .and_then(|b| b.trim().parse::<u32>().ok());
+    permissions::level_of(letters, share_bits)
 }
 
 /// The record for an entry; `parent_external_id` and `permissions` are left
@@ -120,4 +133,53 @@ pub fn to_record(entry: &DavEntry, root: &DavRoot) -> Result<Record, EntryError>
         checksums: entry.checksums.clone(),
         path,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::propfind::MultistatusReader;
+    use crate::testing::fixture;
+
+    /// Recorded from Nextcloud 32.0.1: alice shared a folder and a file
+    /// with bob read-only. Their mount points say `SGDNV` (bob may unshare
+    /// and rename a mount), their share bits say read.
+    #[test]
+    fn a_read_only_share_is_read_even_where_its_letters_allow_delete() {
+        let body = fixture("propfind-bob-read-only-shares.xml");
+        let levels: Vec<(String, String, PermissionLevel)> = MultistatusReader::new(&body[..])
+            .map(|e| e.unwrap())
+            .map(|e| {
+                (
+                    e.href.clone(),
+                    e.permissions.clone().unwrap(),
+                    own_level(&e),
+                )
+            })
+            .collect();
+        let expected = [
+            (
+                "/remote.php/dav/files/bob/",
+                "RGDNVCK",
+                PermissionLevel::Owner,
+            ),
+            (
+                "/remote.php/dav/files/bob/RO/",
+                "SGDNV",
+                PermissionLevel::Read,
+            ),
+            (
+                "/remote.php/dav/files/bob/RO/in.txt",
+                "SG",
+                PermissionLevel::Read,
+            ),
+            (
+                "/remote.php/dav/files/bob/read%20only.txt",
+                "SGDNV",
+                PermissionLevel::Read,
+            ),
+        ]
+        .map(|(h, l, level)| (h.to_string(), l.to_string(), level));
+        assert_eq!(levels, expected);
+    }
 }

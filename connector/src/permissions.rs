@@ -60,10 +60,11 @@ mod tests {
             ("RGDNVCK", Owner),  // own folder
             ("SRGDNVW", Write),  // file shared with edit rights: no create bit, so not all
             ("SRGDNVCK", Write), // folder shared with every right: still someone else's
-            ("SGDNV", Write),    // shared, no reshare, may rename/delete
-            ("SG", Read),        // read-only share
-            ("MRGDNVW", Owner),  // own external storage
-            ("", Owner),         // no letters: nothing says it is shared
+            ("SGDNV", Write),    // inside a share that allows delete and rename (a mount
+            //                      point shows these whatever it grants: entry::own_level)
+            ("SG", Read),       // read-only share
+            ("MRGDNVW", Owner), // own external storage
+            ("", Owner),        // no letters: nothing says it is shared
         ];
         for (letters, level) in table {
             assert_eq!(level_of(letters, None), level, "{letters}");

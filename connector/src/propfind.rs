@@ -18,6 +18,7 @@ enum Ns {
     Dav,
     Oc,
     Nc,
+    Ocs,
     Other,
 }
 
@@ -26,11 +27,12 @@ fn ns_of(resolved: ResolveResult) -> Ns {
         ResolveResult::Bound(Namespace(b"DAV:")) => Ns::Dav,
         ResolveResult::Bound(Namespace(b"http://owncloud.org/ns")) => Ns::Oc,
         ResolveResult::Bound(Namespace(b"http://nextcloud.org/ns")) => Ns::Nc,
+        ResolveResult::Bound(Namespace(b"http://open-collaboration-services.org/ns")) => Ns::Ocs,
         _ => Ns::Other,
     }
 }
 
-use Ns::{Dav as DAV, Nc as NC, Oc as OC};
+use Ns::{Dav as DAV, Nc as NC, Oc as OC, Ocs as OCS};
 
 /// Deep enough for every property Nextcloud sends; an absurd nesting is hostile.
 const MAX_DEPTH: usize = 64;
@@ -40,7 +42,7 @@ const MAX_TEXT: usize = 64 * 1024;
 /// The properties a listing asks for: what records need, and nothing that
 /// costs the server extra queries per file.
 pub const PROPFIND_BODY: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
-<d:propfind xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns" xmlns:nc="http://nextcloud.org/ns">
+<d:propfind xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns" xmlns:nc="http://nextcloud.org/ns" xmlns:ocs="http://open-collaboration-services.org/ns">
   <d:prop>
     <d:getetag/>
     <d:getlastmodified/>
@@ -53,6 +55,7 @@ pub const PROPFIND_BODY: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
     <nc:creation_time/>
     <nc:upload_time/>
     <oc:owner-id/>
+    <ocs:share-permissions/>
     <oc:checksums/>
   </d:prop>
 </d:propfind>
@@ -95,6 +98,10 @@ pub struct DavEntry {
     pub creation_time: Option<String>,
     pub upload_time: Option<String>,
     pub owner_id: Option<String>,
+    /// The share's permission bits for what reaches the user through a
+    /// share (`ocs:share-permissions`); the letters of a share's mount point
+    /// always allow delete and rename, which unshare and move the mount.
+    pub share_permissions: Option<String>,
     pub checksums: Vec<String>,
     /// Statuses of propstats that were neither 200 nor 404: the server could
     /// not say (e.g. 503 for an unavailable external storage).
@@ -114,6 +121,7 @@ enum Prop {
     CreationTime,
     UploadTime,
     OwnerId,
+    SharePermissions,
     Checksums,
     Other,
 }
@@ -131,6 +139,7 @@ fn prop_of(ns: Ns, local: &[u8]) -> Prop {
         (NC, b"creation_time") => Prop::CreationTime,
         (NC, b"upload_time") => Prop::UploadTime,
         (OC, b"owner-id") => Prop::OwnerId,
+        (OCS, b"share-permissions") => Prop::SharePermissions,
         (OC, b"checksums") => Prop::Checksums,
         _ => Prop::Other,
     }
@@ -424,6 +433,7 @@ fn apply_propstat(entry: &mut DavEntry, p: Propstat) {
             Prop::CreationTime => &mut entry.creation_time,
             Prop::UploadTime => &mut entry.upload_time,
             Prop::OwnerId => &mut entry.owner_id,
+            Prop::SharePermissions => &mut entry.share_permissions,
             Prop::ResourceType | Prop::Checksums | Prop::Other => continue,
         };
         *slot = Some(value);

@@ -7,12 +7,13 @@ use std::io::BufReader;
 
 use crate::access::Access;
 use crate::batch::Batcher;
-use crate::entry::{Identity, to_record, upload_time};
+use crate::entry::{Identity, own_level, to_record, upload_time};
 use crate::error::Error;
 use crate::filter::Filter;
 use crate::host::{Host, Level, Request};
 use crate::href::{DavRoot, parent_of};
 use crate::model::{Order, Record, SyncMode, SyncSummary};
+use crate::permissions;
 use crate::propfind::{
     DavEntry, MultistatusReader, PROPFIND_BODY, ParseError, is_finite_depth_error,
 };
@@ -337,7 +338,7 @@ impl<'h, H: Host> Run<'h, H> {
     pub fn convert(&mut self, entry: &DavEntry) -> Option<Record> {
         match to_record(entry, self.root) {
             Ok(mut record) => {
-                self.access.apply(self.who, &mut record);
+                self.access.apply(self.who, &mut record, own_level(entry));
                 if !self.filter.keeps(&record, upload_time(entry)) {
                     self.excluded.insert(file_id(&record.external_id));
                 }
@@ -416,7 +417,13 @@ impl<'h, H: Host> Run<'h, H> {
         if self.seen.contains(&id) || self.deleted.contains(&id) {
             return Ok(());
         }
-        self.access.apply(self.who, &mut record);
+        // The user's own level was read with the record; shares change others'.
+        let own = record
+            .permissions
+            .first()
+            .map(|p| p.level)
+            .unwrap_or_else(|| permissions::level_of(&record.permission_letters, None));
+        self.access.apply(self.who, &mut record, own);
         if let Some(parent) = parent_of(&record.path)
             && let Some(id) = record.parent_external_id.clone()
         {

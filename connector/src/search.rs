@@ -32,11 +32,11 @@ fn body(user_id: &str, ids: &[u64]) -> String {
     };
     format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
-<d:searchrequest xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns" xmlns:nc="http://nextcloud.org/ns">
+<d:searchrequest xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns" xmlns:nc="http://nextcloud.org/ns" xmlns:ocs="http://open-collaboration-services.org/ns">
   <d:basicsearch>
     <d:select><d:prop>
       <d:getetag/><d:getlastmodified/><d:getcontentlength/><d:getcontenttype/><d:resourcetype/>
-      <oc:fileid/><oc:permissions/><oc:size/><nc:creation_time/><nc:upload_time/><oc:owner-id/><oc:checksums/>
+      <oc:fileid/><oc:permissions/><oc:size/><nc:creation_time/><nc:upload_time/><oc:owner-id/><ocs:share-permissions/><oc:checksums/>
     </d:prop></d:select>
     <d:from><d:scope><d:href>/files/{}</d:href><d:depth>infinity</d:depth></d:scope></d:from>
     <d:where>{condition}</d:where>

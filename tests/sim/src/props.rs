@@ -15,6 +15,8 @@ pub const NS_DAV: &str = "DAV:";
 pub const NS_SABRE: &str = "http://sabredav.org/ns";
 pub const NS_OC: &str = "http://owncloud.org/ns";
 pub const NS_NC: &str = "http://nextcloud.org/ns";
+/// Not declared on the multistatus: Sabre declares it on the element (`x1:`).
+pub const NS_OCS: &str = "http://open-collaboration-services.org/ns";
 
 /// The namespace map of Nextcloud's Sabre server, in the order the root
 /// element declares them.
@@ -46,6 +48,7 @@ pub enum Known {
     Checksums,
     Favorite,
     HasPreview,
+    SharePermissions,
 }
 
 /// (property, namespace, local name, qualified name as written).
@@ -116,6 +119,12 @@ const KNOWN: &[(Known, &str, &str, &str)] = &[
     (Known::Checksums, NS_OC, "checksums", "oc:checksums"),
     (Known::Favorite, NS_OC, "favorite", "oc:favorite"),
     (Known::HasPreview, NS_NC, "has-preview", "nc:has-preview"),
+    (
+        Known::SharePermissions,
+        NS_OCS,
+        "share-permissions",
+        "share-permissions",
+    ),
 ];
 
 fn qname(k: Known) -> &'static str {
@@ -246,6 +255,9 @@ pub struct NodeView<'a> {
     pub etag: Option<String>,
     pub size: Option<u64>,
     pub mtime: Option<i64>,
+    /// `Node::getSharePermissions`: a received share's bits, else the
+    /// node's own; never create or delete on a file.
+    pub share_permissions: u32,
 }
 
 pub const INSTANCE_ID: &str = "ocsim00001";
@@ -369,7 +381,9 @@ fn write_known(out: &mut String, k: Known, node: &Node, nv: &NodeView, id: u64) 
             let yes = !node.is_folder() && has_preview(mime_for(&node.name));
             out.push_str(if yes { "true" } else { "false" });
         }
-        Known::ResourceType | Known::ShareTypes => unreachable!("handled above"),
+        Known::ResourceType | Known::ShareTypes | Known::SharePermissions => {
+            unreachable!("written by the caller")
+        }
     }
     close(out);
 }
@@ -377,31 +391,39 @@ fn write_known(out: &mut String, k: Known, node: &Node, nv: &NodeView, id: u64) 
 /// An empty element for a 404 propstat; unknown namespaces are declared on
 /// the element itself, as Sabre's writer does.
 fn write_empty(out: &mut String, p: &Prop, adhoc: &mut Vec<String>) {
-    match p {
+    let (ns, local) = match p {
         Prop::Known(k) => {
-            out.push('<');
-            out.push_str(qname(*k));
-            out.push_str("/>");
+            let e = KNOWN
+                .iter()
+                .find(|e| e.0 == *k)
+                .expect("every Known is in KNOWN");
+            (e.1, e.2)
         }
-        Prop::Other { ns, local } => {
-            if let Some((_, prefix)) = PREFIXES.iter().find(|(n, _)| n == ns) {
-                let _ = write!(out, "<{prefix}:{local}/>");
-            } else if ns.is_empty() {
-                let _ = write!(out, "<{local} xmlns=\"\"/>");
-            } else {
-                let idx = match adhoc.iter().position(|n| n == ns) {
-                    Some(i) => i + 1,
-                    None => {
-                        adhoc.push(ns.clone());
-                        adhoc.len()
-                    }
-                };
-                let _ = write!(out, "<x{idx}:{local} xmlns:x{idx}=\"");
-                xml_text(out, ns);
-                out.push_str("\"/>");
-            }
-        }
+        Prop::Other { ns, local } => (ns.as_str(), local.as_str()),
+    };
+    if let Some((_, prefix)) = PREFIXES.iter().find(|(n, _)| *n == ns) {
+        let _ = write!(out, "<{prefix}:{local}/>");
+    } else if ns.is_empty() {
+        let _ = write!(out, "<{local} xmlns=\"\"/>");
+    } else {
+        let x = adhoc_prefix(adhoc, ns);
+        let _ = write!(out, "<{x}:{local} xmlns:{x}=\"");
+        xml_text(out, ns);
+        out.push_str("\"/>");
     }
+}
+
+/// The prefix Sabre's writer makes up for a namespace the root element does
+/// not declare: `x1`, `x2`, … in the order they come up in a response.
+fn adhoc_prefix(adhoc: &mut Vec<String>, ns: &str) -> String {
+    let idx = match adhoc.iter().position(|n| n == ns) {
+        Some(i) => i + 1,
+        None => {
+            adhoc.push(ns.to_string());
+            adhoc.len()
+        }
+    };
+    format!("x{idx}")
 }
 
 fn propstat(out: &mut String, inner: &str, status: &str) {
@@ -446,6 +468,14 @@ pub fn write_response(
         Selection::Props(props) => {
             for p in props {
                 match p {
+                    Prop::Known(Known::SharePermissions) => {
+                        let x = adhoc_prefix(&mut adhoc, NS_OCS);
+                        let _ = write!(
+                            found,
+                            "<{x}:share-permissions xmlns:{x}=\"{NS_OCS}\">{}</{x}:share-permissions>",
+                            nv.share_permissions
+                        );
+                    }
                     Prop::Known(k) if available(*k, node) => {
                         write_known(&mut found, *k, node, nv, id)
                     }

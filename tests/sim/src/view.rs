@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::md5_hex;
 use crate::props::NodeView;
-use crate::share::{Share, letters};
+use crate::share::{PERMISSION_ALL, PERMISSION_CREATE, PERMISSION_DELETE, Share, letters};
 use crate::sim::{State, UserRec};
 use crate::tree::{Node, SimEntry, Tree, segments};
 
@@ -37,6 +37,15 @@ impl Ctx {
             Ctx::Own => Ctx::Own,
             Ctx::MountRoot(s) | Ctx::InMount(s) => Ctx::InMount(s),
         }
+    }
+}
+
+/// Files never carry create or delete in `ocs:share-permissions`.
+fn file_share_bits(bits: u32, node: &Node) -> u32 {
+    if node.is_folder() {
+        bits
+    } else {
+        bits & !(PERMISSION_CREATE | PERMISSION_DELETE)
     }
 }
 
@@ -230,6 +239,7 @@ impl<'s> UserView<'s> {
                     _ => (None, None, None),
                 };
                 NodeView {
+                    share_permissions: file_share_bits(PERMISSION_ALL, node),
                     owner_id: &self.user.spec.user_id,
                     owner_name: &self.user.spec.display_name,
                     permissions: node.permissions(),
@@ -248,6 +258,7 @@ impl<'s> UserView<'s> {
                     (_, _, false) => m.file_letters.as_str(),
                 };
                 NodeView {
+                    share_permissions: file_share_bits(m.share.permissions, node),
                     owner_id: &m.owner.spec.user_id,
                     owner_name: &m.owner.spec.display_name,
                     permissions,
