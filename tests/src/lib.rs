@@ -2,12 +2,15 @@
 //! database in a temporary directory, and the real component run by the real
 //! host.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub mod download;
 pub mod edits;
+pub mod files;
+pub mod nextcloud;
+pub mod remote;
+pub mod scenario;
 
 use host_runner::{Config, RunOptions, Secret, SinkRecord, SyncReport};
 use nextcloud_sim::{Server, SimOptions, Simulator};
@@ -170,72 +173,27 @@ impl Account {
     /// the last update): equal between an incremental history and a fresh
     /// full sync.
     pub fn records_without_versions(&self) -> Vec<SinkRecord> {
-        self.records()
-            .into_iter()
-            .map(|r| SinkRecord {
-                version: 0,
-                updated_at: 0,
-                ..r
-            })
-            .collect()
+        remote::without_versions(self.records())
     }
 
     /// Asserts the records are exactly what a Depth: infinity listing of the
     /// server holds: same ids, paths, parents, kinds, etags and sizes.
     pub fn assert_mirrors_server(&self) {
-        let server: BTreeMap<String, (String, bool, String, u64)> = self
+        let listing: nextcloud::Listing = self
             .sim()
             .listing()
             .into_iter()
-            .map(|e| (e.fileid.to_string(), (e.path, e.is_folder, e.etag, e.size)))
-            .collect();
-        let records = self.records();
-        let ours: BTreeMap<String, (String, bool, String, u64)> = records
-            .iter()
-            .map(|r| {
-                (
-                    r.external_id.clone(),
-                    (r.path.clone(), r.is_folder, r.etag.clone(), r.size),
-                )
+            .map(|e| {
+                let entry = nextcloud::Listed {
+                    path: e.path,
+                    is_folder: e.is_folder,
+                    etag: e.etag,
+                    size: e.size,
+                };
+                (e.fileid, entry)
             })
             .collect();
-        assert_eq!(
-            records.len(),
-            ours.len(),
-            "duplicate external ids in the sink"
-        );
-        let missing: Vec<_> = server
-            .iter()
-            .filter(|(id, _)| !ours.contains_key(*id))
-            .collect();
-        let extra: Vec<_> = ours
-            .iter()
-            .filter(|(id, _)| !server.contains_key(*id))
-            .collect();
-        assert!(
-            missing.is_empty() && extra.is_empty(),
-            "missing {missing:?}\nextra {extra:?}"
-        );
-        for (id, want) in &server {
-            assert_eq!(&ours[id], want, "record {id}");
-        }
-        let by_path: BTreeMap<&str, &str> = records
-            .iter()
-            .map(|r| (r.path.as_str(), r.external_id.as_str()))
-            .collect();
-        for r in &records {
-            let parent = r
-                .path
-                .rsplit_once('/')
-                .map(|(p, _)| if p.is_empty() { "/" } else { p });
-            let expected = parent.filter(|_| r.path != "/").map(|p| by_path[p]);
-            assert_eq!(
-                r.parent_external_id.as_deref(),
-                expected,
-                "parent of {}",
-                r.path
-            );
-        }
+        remote::assert_mirrors(&self.records(), &listing);
     }
 }
 

@@ -12,5 +12,7 @@ mod incremental;
 mod kill;
 mod pacing;
 mod permissions;
+mod real;
 mod sandbox;
+mod scenario;
 mod schedule;
