@@ -1,10 +1,11 @@
-//! Random edits to a simulated account, shared by the property tests. Each
-//! picks its target by index among what exists when it runs, so every
-//! sequence is valid; the server refusing one (a name taken, a folder moved
+//! Random edits to an account, shared by the property tests (on the
+//! simulator) and the real-server suite. Each picks its target by index
+//! among what exists when it runs, so every sequence is valid; the server refusing one (a name taken, a folder moved
 //! into itself) is part of the game and changes nothing.
 
-use nextcloud_sim::Simulator;
 use proptest::prelude::*;
+
+use crate::files::Files;
 
 /// Names that need escaping in hrefs, XML or both.
 pub const NAMES: &[&str] = &[
@@ -72,11 +73,12 @@ pub fn edit() -> impl Strategy<Value = Edit> {
 
 /// The account's paths, root first, with whether each is a folder;
 /// `folders` keeps only folders.
-pub fn paths(sim: &Simulator, folders: bool) -> Vec<(String, bool)> {
-    sim.listing()
+pub fn paths(files: &dyn Files, folders: bool) -> Vec<(String, bool)> {
+    files
+        .paths()
+        .expect("the server lists its files")
         .into_iter()
-        .filter(|e| !folders || e.is_folder)
-        .map(|e| (e.path, e.is_folder))
+        .filter(|(_, is_folder)| !folders || *is_folder)
         .collect()
 }
 
@@ -101,34 +103,35 @@ pub fn parent_of(path: &str) -> &str {
 
 /// Applies `edit` as the account's user; `fixed` are paths it never moves,
 /// renames or deletes (a share's mount point). `tick` makes content unique.
-pub fn apply(sim: &Simulator, edit: &Edit, tick: u64, fixed: &[&str]) -> Done {
+pub fn apply(files: &dyn Files, edit: &Edit, tick: u64, fixed: &[&str]) -> Done {
     let content = format!("content {tick}");
-    let movable: Vec<(String, bool)> = paths(sim, false)
+    let content = content.as_bytes();
+    let movable: Vec<(String, bool)> = paths(files, false)
         .into_iter()
         .filter(|(p, _)| p != "/" && !fixed.contains(&p.as_str()))
         .collect();
-    let files: Vec<(String, bool)> = movable.iter().filter(|(_, f)| !f).cloned().collect();
-    let folders = paths(sim, true);
+    let plain: Vec<(String, bool)> = movable.iter().filter(|(_, f)| !f).cloned().collect();
+    let folders = paths(files, true);
     let mut done = Done::default();
     match *edit {
         Edit::CreateFile { parent, name } => {
             if let Some((p, _)) = pick(&folders, parent) {
-                let _ = sim.put(&join(p, NAMES[name]), content);
+                let _ = files.put(&join(p, NAMES[name]), content);
             }
         }
         Edit::CreateFolder { parent, name } => {
             if let Some((p, _)) = pick(&folders, parent) {
-                let _ = sim.mkdir(&join(p, NAMES[name]));
+                let _ = files.mkdir(&join(p, NAMES[name]));
             }
         }
         Edit::Overwrite { target } => {
-            if let Some((p, _)) = pick(&files, target) {
-                let _ = sim.put(p, content);
+            if let Some((p, _)) = pick(&plain, target) {
+                let _ = files.put(p, content);
             }
         }
         Edit::Rename { target, name } => {
             if let Some((p, _)) = pick(&movable, target) {
-                let _ = sim.rename(p, &join(parent_of(p), NAMES[name]));
+                let _ = files.rename(p, &join(parent_of(p), NAMES[name]));
             }
         }
         Edit::Move { target, parent } => {
@@ -136,7 +139,7 @@ pub fn apply(sim: &Simulator, edit: &Edit, tick: u64, fixed: &[&str]) -> Done {
                 (pick(&movable, target), pick(&folders, parent))
             {
                 let name = p.rsplit('/').next().unwrap_or_default();
-                let _ = sim.rename(p, &join(dest, name));
+                let _ = files.rename(p, &join(dest, name));
             }
         }
         Edit::MoveRename {
@@ -147,21 +150,21 @@ pub fn apply(sim: &Simulator, edit: &Edit, tick: u64, fixed: &[&str]) -> Done {
             if let (Some((p, _)), Some((dest, _))) =
                 (pick(&movable, target), pick(&folders, parent))
             {
-                let _ = sim.rename(p, &join(dest, NAMES[name]));
+                let _ = files.rename(p, &join(dest, NAMES[name]));
             }
         }
         Edit::Delete { target } => {
             if let Some((p, _)) = pick(&movable, target) {
-                let id = sim.fileid(p);
-                if sim.delete(p).is_ok() {
+                let id = files.fileid(p).ok().flatten();
+                if files.delete(p).is_ok() {
                     done.trashed = id;
                 }
             }
         }
         Edit::Silent { target } => {
-            if let Some((p, _)) = pick(&files, target) {
-                done.silent = sim
-                    .without_activity(|| sim.put(p, format!("silent {tick}")))
+            if let Some((p, _)) = pick(&plain, target) {
+                done.silent = files
+                    .put_unreported(p, format!("silent {tick}").as_bytes())
                     .is_ok();
             }
         }

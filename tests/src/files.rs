@@ -2,7 +2,7 @@
 //! Nextcloud (over WebDAV and OCS, [`Dav`]) and on the simulator (through
 //! its API, [`SimFiles`]), so one scripted scenario runs against both.
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use nextcloud_sim::{ShareWith, Simulator};
 
 use crate::nextcloud::Dav;
@@ -21,6 +21,11 @@ pub trait Files {
     fn fileid(&self, path: &str) -> Result<Option<u64>>;
     /// Shares `path` with the user `with`; the share id.
     fn share_with_user(&self, path: &str, with: &str, permissions: u32) -> Result<u64>;
+    /// Every path, root first, with whether it is a folder.
+    fn paths(&self) -> Result<Vec<(String, bool)>>;
+    /// Overwrites a file without the Activity app hearing of it (external
+    /// storage, a server-side scan); an error where that cannot be done.
+    fn put_unreported(&self, path: &str, content: &[u8]) -> Result<()>;
 }
 
 impl Files for Dav {
@@ -48,12 +53,34 @@ impl Files for Dav {
     fn share_with_user(&self, path: &str, with: &str, permissions: u32) -> Result<u64> {
         Dav::share_with_user(self, path, with, permissions)
     }
+    fn paths(&self) -> Result<Vec<(String, bool)>> {
+        let mut paths: Vec<(String, bool)> = self
+            .listing()?
+            .into_values()
+            .map(|e| (e.path, e.is_folder))
+            .collect();
+        paths.sort();
+        Ok(paths)
+    }
+    fn put_unreported(&self, _path: &str, _content: &[u8]) -> Result<()> {
+        bail!("every change over WebDAV is reported")
+    }
 }
 
 /// One simulated user's files.
 pub struct SimFiles {
     pub sim: Simulator,
     pub user: String,
+}
+
+impl SimFiles {
+    /// The simulator's first user.
+    pub fn of(sim: &Simulator) -> SimFiles {
+        SimFiles {
+            sim: sim.clone(),
+            user: sim.options().user_id,
+        }
+    }
 }
 
 impl Files for SimFiles {
@@ -85,5 +112,20 @@ impl Files for SimFiles {
             ShareWith::User(with.to_string()),
             permissions,
         )?)
+    }
+    fn paths(&self) -> Result<Vec<(String, bool)>> {
+        Ok(self
+            .sim
+            .as_user(&self.user)
+            .listing()
+            .into_iter()
+            .map(|e| (e.path, e.is_folder))
+            .collect())
+    }
+    fn put_unreported(&self, path: &str, content: &[u8]) -> Result<()> {
+        let user = self.sim.as_user(&self.user);
+        self.sim
+            .without_activity(|| user.put(path, content.to_vec()))?;
+        Ok(())
     }
 }

@@ -27,6 +27,7 @@ use nextcloud_sim::{Canned, Faults, Intercept, SimOptions, Simulator};
 use proptest::prelude::*;
 use tests::Account;
 use tests::edits::{self, Edit, edit};
+use tests::files::SimFiles;
 
 /// Retries stay short: one retry, at most a second of waiting.
 const QUICK: &str = "[limits]\nmax_retries = 1\nmax_retry_seconds = 1\nhttp_timeout_seconds = 2";
@@ -920,7 +921,7 @@ proptest! {
         for (tick, op) in ops.iter().enumerate() {
             let (which, spec) = match op {
                 Op::Edit(edit) => {
-                    edits::apply(sim, edit, tick as u64, &[]);
+                    edits::apply(&SimFiles::of(sim), edit, tick as u64, &[]);
                     continue;
                 }
                 Op::Sync(spec) => (&account, spec),

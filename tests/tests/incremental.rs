@@ -10,6 +10,7 @@
 use nextcloud_sim::{ShareWith, SimOptions, Simulator, UserSpec};
 use proptest::prelude::*;
 use tests::edits::{self, Edit, NAMES, edit, join, paths, pick};
+use tests::files::SimFiles;
 use tests::{Account, counts};
 
 #[derive(Debug, Clone)]
@@ -98,14 +99,15 @@ struct Model {
 fn apply(sim: &Simulator, model: &mut Model, op: &Op) {
     model.tick += 1;
     let content = format!("content {}", model.tick);
-    let movable: Vec<(String, bool)> = paths(sim, false)
+    let files = SimFiles::of(sim);
+    let movable: Vec<(String, bool)> = paths(&files, false)
         .into_iter()
         .filter(|(p, _)| p != "/" && p != "/Team")
         .collect();
-    let folders = paths(sim, true);
+    let folders = paths(&files, true);
     match *op {
         Op::Edit(ref edit) => {
-            let done = edits::apply(sim, edit, model.tick, &["/Team"]);
+            let done = edits::apply(&files, edit, model.tick, &["/Team"]);
             model.trashed.extend(done.trashed);
             model.silent_pending |= done.silent;
         }

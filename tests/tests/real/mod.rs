@@ -13,17 +13,35 @@
 
 mod sync;
 
-use std::sync::{Mutex, MutexGuard};
+use std::fs::File;
+use std::os::fd::AsRawFd;
 
 use tests::nextcloud::RealServer;
 use tests::remote::RemoteAccount;
 
-/// One test at a time: they share the server's users.
-static SERVER: Mutex<()> = Mutex::new(());
+/// Held while a test uses the server: one test at a time, across threads
+/// and processes (two `cargo test` runs share the server's users too).
+pub struct ServerLock {
+    _file: File,
+}
+
+fn lock(server: &RealServer) -> ServerLock {
+    let name: String = server
+        .url
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let path = std::env::temp_dir().join(format!("nextcloud-tests-{name}.lock"));
+    let file = File::create(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    // Released when the file is closed, however the test ends.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+    assert_eq!(rc, 0, "flock {}", path.display());
+    ServerLock { _file: file }
+}
 
 /// The real server with both users' files and shares cleared, and the lock
 /// that keeps it this test's; `None`, said on stderr, without a server.
-fn server() -> Option<(RealServer, MutexGuard<'static, ()>)> {
+fn server() -> Option<(RealServer, ServerLock)> {
     let server = match RealServer::from_env() {
         Ok(server) => server,
         Err(reason) => {
@@ -31,7 +49,7 @@ fn server() -> Option<(RealServer, MutexGuard<'static, ()>)> {
             return None;
         }
     };
-    let guard = SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    let guard = lock(&server);
     for user in 0..2 {
         server
             .dav(user)
