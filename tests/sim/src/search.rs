@@ -20,7 +20,7 @@ use crate::props::{
 use crate::sim::Simulator;
 use crate::time::parse_atom;
 use crate::tree::Kind;
-use crate::view::{Ctx, UserView};
+use crate::view::{Ctx, Cursor, UserView};
 
 const OPERATOR_LIMIT: usize = 100;
 const DEFAULT_RESULTS: usize = 100;
@@ -582,11 +582,11 @@ pub fn handle(sim: &Simulator, me: usize, subpath: &str, body: &Bytes) -> Resp {
             // Everything below the scope, pre-order.
             let mut stack = vec![(scope, scope_path.clone(), scope_ctx)];
             while let Some((id, path, ctx)) = stack.pop() {
-                let mut after: Option<std::sync::Arc<str>> = None;
+                let mut cursor = Cursor::Start;
                 let mut kids = Vec::new();
-                while let Some((name, child, cctx)) = view.next_child(id, ctx, after.as_deref()) {
+                while let Some((name, child, cctx)) = view.next_child(id, ctx, &cursor) {
                     kids.push((child, crate::view::join(&path, &name), cctx));
-                    after = Some(name);
+                    cursor = Cursor::after(name, cctx);
                 }
                 for (child, cpath, cctx) in kids.into_iter().rev() {
                     let node = st.tree.node(child).expect("children exist");

@@ -49,6 +49,31 @@ fn file_share_bits(bits: u32, node: &Node) -> u32 {
     }
 }
 
+/// Where the listing of a folder stands: the folder's own children come
+/// first, in byte order of their names (`ORDER BY name` in the file cache),
+/// then, in the home root, the mount points of received shares, in byte
+/// order too (`View::getDirectoryContent` appends them after the cache's
+/// entries).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Cursor {
+    #[default]
+    Start,
+    /// After the own child of this name.
+    Own(Arc<str>),
+    /// After the mount point of this name.
+    Mount(Arc<str>),
+}
+
+impl Cursor {
+    /// The cursor after a child `next_child` returned.
+    pub fn after(name: Arc<str>, ctx: Ctx) -> Cursor {
+        match ctx {
+            Ctx::MountRoot(_) => Cursor::Mount(name),
+            _ => Cursor::Own(name),
+        }
+    }
+}
+
 pub struct MountInfo<'s> {
     pub share: &'s Share,
     pub name: &'s str,
@@ -195,37 +220,38 @@ impl<'s> UserView<'s> {
         Ok((id, ctx))
     }
 
-    /// The next child of `folder` after the name `after`, in byte order of
-    /// names, mount points of the home root included.
+    /// The next child of `folder` after `cursor`: its own children, then
+    /// (in the home root) the mount points; see [`Cursor`].
     pub fn next_child(
         &self,
         folder: u64,
         ctx: Ctx,
-        after: Option<&str>,
+        cursor: &Cursor,
     ) -> Option<(Arc<str>, u64, Ctx)> {
         let node = self.tree().node(folder)?;
         let children = node.children()?;
-        let tree_next = match after {
-            None => children.iter().next(),
-            Some(a) => children
-                .range::<str, _>((Bound::Excluded(a), Bound::Unbounded))
+        let own = match cursor {
+            Cursor::Start => children.iter().next(),
+            Cursor::Own(a) => children
+                .range::<str, _>((Bound::Excluded(&**a), Bound::Unbounded))
                 .next(),
+            Cursor::Mount(_) => None,
         };
-        let mount_next = if ctx == Ctx::Own && folder == self.root() {
-            self.mounts
-                .iter()
-                .find(|m| after.is_none_or(|a| m.name > a))
-        } else {
-            None
-        };
-        match (tree_next, mount_next) {
-            (Some((name, _)), Some(m)) if m.name <= &**name => {
-                Some((Arc::from(m.name), m.target, Ctx::MountRoot(m.share.id)))
-            }
-            (None, Some(m)) => Some((Arc::from(m.name), m.target, Ctx::MountRoot(m.share.id))),
-            (Some((name, &id)), _) => Some((name.clone(), id, ctx.child())),
-            (None, None) => None,
+        if let Some((name, &id)) = own {
+            return Some((name.clone(), id, ctx.child()));
         }
+        if ctx != Ctx::Own || folder != self.root() {
+            return None;
+        }
+        let mount = match cursor {
+            Cursor::Mount(a) => self.mounts.iter().find(|m| m.name > &**a),
+            _ => self.mounts.first(),
+        }?;
+        Some((
+            Arc::from(mount.name),
+            mount.target,
+            Ctx::MountRoot(mount.share.id),
+        ))
     }
 
     /// How a node is presented: owner, letters, share types and the home
@@ -292,11 +318,11 @@ impl<'s> UserView<'s> {
         let mut stack = vec![(self.root(), "/".to_string(), Ctx::Own)];
         while let Some((id, path, ctx)) = stack.pop() {
             let mut kids = Vec::new();
-            let mut after: Option<Arc<str>> = None;
+            let mut cursor = Cursor::Start;
             if ctx == Ctx::Own && id == self.root() && !self.mounts.is_empty() {
-                while let Some((name, child, cctx)) = self.next_child(id, ctx, after.as_deref()) {
+                while let Some((name, child, cctx)) = self.next_child(id, ctx, &cursor) {
                     kids.push((child, join(&path, &name), cctx));
-                    after = Some(name);
+                    cursor = Cursor::after(name, cctx);
                 }
             } else if let Some(children) = self.tree().node(id).and_then(|n| n.children()) {
                 for (name, &child) in children {

@@ -4,17 +4,15 @@
 //! paging through its database would: each node at most once, in order.
 //! The walk runs in one user's namespace, share mounts included.
 
-use std::sync::Arc;
-
 use crate::encode::href_segment;
 use crate::props::{Selection, write_response, write_unavailable};
 use crate::sim::State;
-use crate::view::{Ctx, UserView};
+use crate::view::{Ctx, Cursor, UserView};
 
 struct Frame {
     id: u64,
     href: String,
-    after: Option<Arc<str>>,
+    after: Cursor,
     /// Depth of this folder's children below the start node.
     level: u32,
     ctx: Ctx,
@@ -62,7 +60,7 @@ impl Walk {
                 self.stack.push(Frame {
                     id,
                     href,
-                    after: None,
+                    after: Cursor::Start,
                     level: 1,
                     ctx,
                 });
@@ -77,7 +75,7 @@ impl Walk {
                     .node(top.id)
                     .is_some_and(|n| n.parent.is_some() || tree.is_home(top.id));
             let next = if alive {
-                view.next_child(top.id, top.ctx, top.after.as_deref())
+                view.next_child(top.id, top.ctx, &top.after)
             } else {
                 None
             };
@@ -85,7 +83,7 @@ impl Walk {
                 self.stack.pop();
                 continue;
             };
-            top.after = Some(name.clone());
+            top.after = Cursor::after(name.clone(), child_ctx);
             let level = top.level;
             let mut href = top.href.clone();
             href_segment(&mut href, &name);
@@ -106,7 +104,7 @@ impl Walk {
                 self.stack.push(Frame {
                     id: child_id,
                     href,
-                    after: None,
+                    after: Cursor::Start,
                     level: level + 1,
                     ctx: child_ctx,
                 });

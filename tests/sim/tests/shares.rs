@@ -795,3 +795,64 @@ fn moves_across_the_share_boundary_are_creates_and_deletes_for_the_recipient() {
         Err(SimError::InvalidMove(_))
     ));
 }
+
+/// Nextcloud lists a folder's own children first (the file cache's
+/// `ORDER BY name`) and appends the mount points of received shares after
+/// them (`View::getDirectoryContent`), each part in byte order; recorded
+/// from Nextcloud 32.0.1 by the real-server conformance test.
+#[test]
+fn the_recipients_own_items_come_before_the_mount_points() {
+    let server = alice_and_bob();
+    let sim = server.simulator();
+    share_both(sim);
+    let bob_files = sim.as_user("bob");
+    bob_files.put("/zzz last by name.txt", "bob's").unwrap();
+    bob_files.mkdir("/Aaa first by name").unwrap();
+    bob_files.put("/Aaa first by name/in.txt", "in").unwrap();
+    let hrefs = |depth: &str| -> Vec<String> {
+        parse_multistatus(&propfind_as(&server, "bob", &bob(), depth).body)
+            .into_iter()
+            .map(|r| r.href)
+            .collect()
+    };
+    let base = "/remote.php/dav/files/bob/";
+    let expected =
+        |names: &[&str]| -> Vec<String> { names.iter().map(|n| format!("{base}{n}")).collect() };
+    assert_eq!(
+        hrefs("1"),
+        expected(&[
+            "",
+            "Aaa%20first%20by%20name/",
+            "zzz%20last%20by%20name.txt",
+            "Q2%20r%c3%a9sum%c3%a9.pdf",
+            "Shared%20with%20Bob/",
+        ])
+    );
+    assert_eq!(
+        hrefs("infinity"),
+        expected(&[
+            "",
+            "Aaa%20first%20by%20name/",
+            "Aaa%20first%20by%20name/in.txt",
+            "zzz%20last%20by%20name.txt",
+            "Q2%20r%c3%a9sum%c3%a9.pdf",
+            "Shared%20with%20Bob/",
+            "Shared%20with%20Bob/budget.ods",
+            "Shared%20with%20Bob/plan.txt",
+        ])
+    );
+    let listed: Vec<String> = bob_files.listing().into_iter().map(|e| e.path).collect();
+    assert_eq!(
+        listed,
+        [
+            "/",
+            "/Aaa first by name",
+            "/Aaa first by name/in.txt",
+            "/zzz last by name.txt",
+            "/Q2 résumé.pdf",
+            "/Shared with Bob",
+            "/Shared with Bob/budget.ods",
+            "/Shared with Bob/plan.txt",
+        ]
+    );
+}
