@@ -20,7 +20,7 @@ use crate::props::{
 use crate::sim::Simulator;
 use crate::time::parse_atom;
 use crate::tree::Kind;
-use crate::view::{Ctx, Cursor, UserView};
+use crate::view::{Ctx, Cursor, Seen, UserView};
 
 const OPERATOR_LIMIT: usize = 100;
 const DEFAULT_RESULTS: usize = 100;
@@ -633,7 +633,7 @@ pub fn handle(sim: &Simulator, me: usize, subpath: &str, body: &Bytes) -> Resp {
         if h.node.is_folder() {
             href.push('/');
         }
-        let nv = view.node_view(h.id, h.node, h.ctx, true);
+        let nv = view.node_view(h.id, h.node, h.ctx, Seen::Searched);
         write_response(&mut out, &href, h.id, h.node, &sel, &nv, false);
     }
     out.push_str(MULTISTATUS_CLOSE);

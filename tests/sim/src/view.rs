@@ -49,6 +49,17 @@ fn file_share_bits(bits: u32, node: &Node) -> u32 {
     }
 }
 
+/// How a node comes up in an answer: a mount point's letters depend on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Seen {
+    /// As a child in a folder's listing (`View::getDirectoryContent`).
+    Listed,
+    /// As the node a request names (`View::getFileInfo`).
+    Named,
+    /// As a SEARCH result.
+    Searched,
+}
+
 /// Where the listing of a folder stands: the folder's own children come
 /// first, in byte order of their names (`ORDER BY name` in the file cache),
 /// then, in the home root, the mount points of received shares, in byte
@@ -79,8 +90,12 @@ pub struct MountInfo<'s> {
     pub name: &'s str,
     pub target: u64,
     pub owner: &'s UserRec,
-    /// Letters of the mount point itself (PROPFIND adds delete and rename).
+    /// Letters of the mount point in its parent's listing:
+    /// `getDirectoryContent` adds update and delete to the share's bits.
     pub root_letters: String,
+    /// Letters of the mount point when a request names it: `getFileInfo`
+    /// adds delete only.
+    pub named_root_letters: String,
     /// Letters of the mount point as SEARCH reports it (the bare share bits).
     pub search_root_letters: String,
     pub file_letters: String,
@@ -122,6 +137,7 @@ impl<'s> UserView<'s> {
                 target: share.node,
                 owner,
                 root_letters: letters(true, bits | 2 | 8, bits, is_file),
+                named_root_letters: letters(true, bits | 8, bits, is_file),
                 search_root_letters: letters(true, bits, bits, is_file),
                 file_letters: letters(true, bits & !4, bits, true),
                 folder_letters: letters(true, bits, bits, false),
@@ -255,9 +271,9 @@ impl<'s> UserView<'s> {
     }
 
     /// How a node is presented: owner, letters, share types and the home
-    /// root's mount-inclusive etag, size and mtime. `search` reports a mount
-    /// point with its bare share permissions, as SEARCH does.
-    pub fn node_view(&self, id: u64, node: &Node, ctx: Ctx, search: bool) -> NodeView<'_> {
+    /// root's mount-inclusive etag, size and mtime. A mount point's letters
+    /// depend on how it is `seen`.
+    pub fn node_view(&self, id: u64, node: &Node, ctx: Ctx, seen: Seen) -> NodeView<'_> {
         match ctx.share().and_then(|s| self.mount(s)) {
             None => {
                 let (etag, size, mtime) = match (&self.root_override, id == self.root()) {
@@ -277,9 +293,10 @@ impl<'s> UserView<'s> {
                 }
             }
             Some(m) => {
-                let permissions = match (ctx, search, node.is_folder()) {
-                    (Ctx::MountRoot(_), false, _) => m.root_letters.as_str(),
-                    (Ctx::MountRoot(_), true, _) => m.search_root_letters.as_str(),
+                let permissions = match (ctx, seen, node.is_folder()) {
+                    (Ctx::MountRoot(_), Seen::Listed, _) => m.root_letters.as_str(),
+                    (Ctx::MountRoot(_), Seen::Named, _) => m.named_root_letters.as_str(),
+                    (Ctx::MountRoot(_), Seen::Searched, _) => m.search_root_letters.as_str(),
                     (_, _, true) => m.folder_letters.as_str(),
                     (_, _, false) => m.file_letters.as_str(),
                 };
@@ -300,7 +317,7 @@ impl<'s> UserView<'s> {
 
     pub fn entry(&self, id: u64, ctx: Ctx, path: String) -> SimEntry {
         let node = self.tree().node(id).expect("entry of a known node");
-        let v = self.node_view(id, node, ctx, false);
+        let v = self.node_view(id, node, ctx, Seen::Listed);
         SimEntry {
             fileid: id,
             path,

@@ -7,7 +7,7 @@
 use crate::encode::href_segment;
 use crate::props::{Selection, write_response, write_unavailable};
 use crate::sim::State;
-use crate::view::{Ctx, Cursor, UserView};
+use crate::view::{Ctx, Cursor, Seen, UserView};
 
 struct Frame {
     id: u64,
@@ -53,7 +53,7 @@ impl Walk {
             if !view.ctx_alive(ctx) {
                 return true;
             }
-            let nv = view.node_view(id, node, ctx, false);
+            let nv = view.node_view(id, node, ctx, Seen::Named);
             write_response(out, &href, id, node, r.sel, &nv, r.minimal);
             written += 1;
             if node.is_folder() && self.max_depth != Some(0) {
@@ -97,7 +97,7 @@ impl Walk {
                 written += 1;
                 continue;
             }
-            let nv = view.node_view(child_id, child, child_ctx, false);
+            let nv = view.node_view(child_id, child, child_ctx, Seen::Listed);
             write_response(out, &href, child_id, child, r.sel, &nv, r.minimal);
             written += 1;
             if child.is_folder() && self.max_depth.is_none_or(|m| level < m) {

@@ -856,3 +856,63 @@ fn the_recipients_own_items_come_before_the_mount_points() {
         ]
     );
 }
+
+/// A mount point named by the request (`View::getFileInfo`) gets delete
+/// added to the share's bits; listed in its parent
+/// (`View::getDirectoryContent`) it gets update and delete: a read-only
+/// share is `SGD` in the first case and `SGDNV` in the second, recorded
+/// from Nextcloud 32.0.1 by the real-server conformance test.
+#[test]
+fn a_mount_point_has_other_letters_when_named_than_when_listed() {
+    let server = alice_and_bob();
+    let sim = server.simulator();
+    share_both(sim);
+    sim.share(
+        "alice",
+        "/Documents",
+        ShareWith::User("bob".into()),
+        PERMISSION_READ,
+    )
+    .unwrap();
+    let letters = |path: &str, depth: &str| -> Vec<(String, String)> {
+        let reply = request(
+            "PROPFIND",
+            &format!("{}/remote.php/dav/files/bob/{path}", server.base_url()),
+            &[
+                ("Authorization", &bob()),
+                ("Content-Type", "application/xml; charset=utf-8"),
+                ("Depth", depth),
+            ],
+            request_body().as_bytes(),
+        );
+        assert_eq!(reply.status, 207, "{path}: {}", reply.body);
+        parse_multistatus(&reply.body)
+            .into_iter()
+            .map(|r| {
+                let letters = r.text("oc:permissions").to_string();
+                (r.href, letters)
+            })
+            .collect()
+    };
+    let href = |rel: &str| format!("/remote.php/dav/files/bob/{rel}");
+    assert_eq!(
+        letters("", "1")[1..],
+        [
+            (href("Documents/"), "SGDNV".to_string()),
+            (href("Q2%20r%c3%a9sum%c3%a9.pdf"), "SGDNV".to_string()),
+            (href("Shared%20with%20Bob/"), "SRGDNVCK".to_string()),
+        ]
+    );
+    assert_eq!(
+        letters("Documents/", "0"),
+        [(href("Documents/"), "SGD".to_string())]
+    );
+    assert_eq!(
+        letters("Q2%20r%c3%a9sum%c3%a9.pdf", "0"),
+        [(href("Q2%20r%c3%a9sum%c3%a9.pdf"), "SGD".to_string())]
+    );
+    assert_eq!(
+        letters("Shared%20with%20Bob/", "0"),
+        [(href("Shared%20with%20Bob/"), "SRGDNVCK".to_string())]
+    );
+}
