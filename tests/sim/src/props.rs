@@ -258,6 +258,8 @@ pub struct NodeView<'a> {
     /// `Node::getSharePermissions`: a received share's bits, else the
     /// node's own; never create or delete on a file.
     pub share_permissions: u32,
+    /// Whether `nc:upload_time` is known here; else it is 0.
+    pub upload_time_known: bool,
 }
 
 pub const INSTANCE_ID: &str = "ocsim00001";
@@ -360,7 +362,8 @@ fn write_known(out: &mut String, k: Known, node: &Node, nv: &NodeView, id: u64) 
         Known::CreationTime => out.push('0'),
         Known::UploadTime => {
             if let Kind::File { upload_time, .. } = node.kind {
-                let _ = write!(out, "{upload_time}");
+                let t = if nv.upload_time_known { upload_time } else { 0 };
+                let _ = write!(out, "{t}");
             }
         }
         Known::OwnerId => xml_text(out, nv.owner_id),

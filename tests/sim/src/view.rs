@@ -272,8 +272,11 @@ impl<'s> UserView<'s> {
 
     /// How a node is presented: owner, letters, share types and the home
     /// root's mount-inclusive etag, size and mtime. A mount point's letters
-    /// depend on how it is `seen`.
+    /// depend on how it is `seen`. A file's upload time is 0 in SEARCH
+    /// results and at a mount point: neither reads it from the file cache's
+    /// extended columns (`oc_filecache_extended`).
     pub fn node_view(&self, id: u64, node: &Node, ctx: Ctx, seen: Seen) -> NodeView<'_> {
+        let upload_time_known = seen != Seen::Searched && !matches!(ctx, Ctx::MountRoot(_));
         match ctx.share().and_then(|s| self.mount(s)) {
             None => {
                 let (etag, size, mtime) = match (&self.root_override, id == self.root()) {
@@ -290,6 +293,7 @@ impl<'s> UserView<'s> {
                     etag,
                     size,
                     mtime,
+                    upload_time_known,
                 }
             }
             Some(m) => {
@@ -310,6 +314,7 @@ impl<'s> UserView<'s> {
                     etag: None,
                     size: None,
                     mtime: None,
+                    upload_time_known,
                 }
             }
         }

@@ -313,3 +313,33 @@ fn operators_ordering_and_refusals() {
     );
     assert_eq!(reply.status, 400);
 }
+
+/// SEARCH results carry no upload time (`0`; the search does not read the
+/// file cache's extended columns), where a PROPFIND of the same file has
+/// it; recorded from Nextcloud 32.0.1 by the real-server conformance test.
+#[test]
+fn search_results_have_no_upload_time() {
+    let server = sample_server();
+    let sim = server.simulator();
+    let id = sim.put("/Documents/uploaded.txt", "new").unwrap();
+    let select = "<d:prop><oc:fileid/><nc:upload_time/></d:prop>";
+    let propfind_body = format!(
+        r#"<d:propfind xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns" xmlns:nc="http://nextcloud.org/ns">{select}</d:propfind>"#
+    );
+    let reply = request(
+        "PROPFIND",
+        &dav_url(&server, "Documents/uploaded.txt"),
+        &[("Authorization", &alice()), ("Depth", "0")],
+        propfind_body.as_bytes(),
+    );
+    let listed = parse_multistatus(&reply.body);
+    let upload: i64 = listed[0].text("nc:upload_time").parse().unwrap();
+    assert!(upload > 1_000_000_000, "PROPFIND: {upload}");
+
+    let search_body = body("/files/alice", &fileid_eq(id), "")
+        .replace(&format!("<d:prop>{SELECT}</d:prop>"), select);
+    let found = search(&server, &search_body);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].text("oc:fileid"), id.to_string());
+    assert_eq!(found[0].text("nc:upload_time"), "0");
+}

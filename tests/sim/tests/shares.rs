@@ -916,3 +916,31 @@ fn a_mount_point_has_other_letters_when_named_than_when_listed() {
         [(href("Shared%20with%20Bob/"), "SRGDNVCK".to_string())]
     );
 }
+
+/// A file mount point has no upload time (`0`: the share's cache entry
+/// lacks the extended columns); a file below a shared folder has its own.
+/// Recorded from Nextcloud 32.0.1 by the real-server conformance test.
+#[test]
+fn a_file_mount_point_has_no_upload_time() {
+    let server = alice_and_bob();
+    let sim = server.simulator();
+    share_both(sim);
+    let reply = propfind_as(&server, "bob", &bob(), "infinity");
+    let uploads: Vec<(String, String)> = parse_multistatus(&reply.body)
+        .into_iter()
+        .filter(|r| !r.is_collection())
+        .map(|r| {
+            let t = r.text("nc:upload_time").to_string();
+            (r.href, t)
+        })
+        .collect();
+    let href = |rel: &str| format!("/remote.php/dav/files/bob/{rel}");
+    assert_eq!(uploads.len(), 3, "{uploads:?}");
+    assert_eq!(uploads[0], (href("Q2%20r%c3%a9sum%c3%a9.pdf"), "0".into()));
+    for (href, t) in &uploads[1..] {
+        assert!(
+            t.parse::<i64>().unwrap() > 1_000_000_000,
+            "{href} inside the shared folder: {t}"
+        );
+    }
+}
