@@ -382,7 +382,14 @@ fn get(sim: &Simulator, me: usize, path: &str, headers: &HeaderMap, head: bool) 
         return finish(b.status(StatusCode::NOT_MODIFIED), Body::empty());
     }
     let (mut start, mut end) = (0, size);
-    if let Some((a, z)) = header_str(headers, header::RANGE.as_str()).and_then(parse_range) {
+    let range = header_str(headers, header::RANGE.as_str())
+        .and_then(parse_range)
+        .filter(|_| {
+            // Sabre: a range is served only while `If-Range` holds.
+            size == 0
+                || header_str(headers, "if-range").is_none_or(|v| if_range_holds(v, &etag, mtime))
+        });
+    if let Some((a, z)) = range {
         match a {
             Some(a) => {
                 // Sabre treats an end of 0 as "no end" (`$range[1] ? … : $size - 1`).
@@ -416,6 +423,21 @@ fn get(sim: &Simulator, me: usize, path: &str, headers: &HeaderMap, head: bool) 
         return finish(b, Body::empty());
     }
     finish(b, file_body(content, start, end))
+}
+
+/// Sabre's `If-Range` check: a date (anything PHP's `DateTime` parses; here
+/// an HTTP date) holds when the file was not modified after it, anything
+/// else is an entity tag that must equal the `ETag` header exactly.
+fn if_range_holds(value: &str, etag: &str, mtime: i64) -> bool {
+    match httpdate::parse_http_date(value.trim()) {
+        Ok(date) => {
+            let since = date
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            mtime <= since
+        }
+        Err(_) => value == etag,
+    }
 }
 
 fn range_error(msg: &str) -> Resp {

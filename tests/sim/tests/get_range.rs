@@ -169,3 +169,44 @@ fn head_conditional_and_collection_gets() {
     assert_eq!(folder.status, 200);
     assert!(folder.body.starts_with("This is the WebDAV interface."));
 }
+
+/// A range is served only while `If-Range` holds (the current etag, or a
+/// date the file was not modified after); otherwise the whole file comes
+/// with a 200, as Nextcloud 32.0.1 answered the conformance test's resumed
+/// download of a changed file.
+#[test]
+fn if_range_serves_the_range_only_for_the_same_version() {
+    let server = sample_server();
+    let sim = server.simulator();
+    let rel = "Reports%202024/Q1%20r%C3%A9sum%C3%A9.pdf";
+    let whole = sim.read("/Reports 2024/Q1 résumé.pdf").unwrap();
+    let etag = format!(
+        "\"{}\"",
+        sim.entry("/Reports 2024/Q1 résumé.pdf").unwrap().etag
+    );
+    let range = ("Range", "bytes=10-");
+
+    let (status, body, hs) = bytes(&server, rel, &[range, ("If-Range", &etag)]);
+    assert_eq!(status, 206);
+    assert_eq!(body, whole[10..]);
+    assert_eq!(
+        header(&hs, "content-range"),
+        Some(format!("bytes 10-{}/{}", whole.len() - 1, whole.len()).as_str())
+    );
+
+    for stale in [
+        "\"0123456789abcdef0123456789abcdef\"",
+        etag.trim_matches('"'),
+        "Thu, 01 Jan 1970 00:00:01 GMT",
+    ] {
+        let (status, body, hs) = bytes(&server, rel, &[range, ("If-Range", stale)]);
+        assert_eq!(status, 200, "If-Range: {stale}");
+        assert_eq!(body, whole, "If-Range: {stale}");
+        assert_eq!(header(&hs, "content-range"), None);
+    }
+
+    let later = "Fri, 01 Jan 2100 00:00:00 GMT";
+    let (status, body, _) = bytes(&server, rel, &[range, ("If-Range", later)]);
+    assert_eq!(status, 206, "not modified after {later}");
+    assert_eq!(body, whole[10..]);
+}
