@@ -57,24 +57,29 @@ pub fn synthetic(seed: u64, start: u64, end: u64) -> Vec<u8> {
     out
 }
 
-/// The mime type Nextcloud's default mimetype map gives a name.
+/// The mime type Nextcloud's default mimetype map
+/// (`resources/config/mimetypemapping.dist.json`) gives a name; a name
+/// whose extension it lacks is `application/octet-stream`, whatever its
+/// content.
 pub fn mime_for(name: &str) -> &'static str {
     let ext = match name.rsplit_once('.') {
         Some((_, ext)) => ext.to_ascii_lowercase(),
         None => return "application/octet-stream",
     };
     match ext.as_str() {
-        "txt" | "log" => "text/plain",
+        "txt" => "text/plain",
         "md" | "markdown" => "text/markdown",
         "csv" => "text/csv",
         "html" | "htm" => "text/html",
+        "css" => "text/css",
         "py" => "text/x-python",
-        "rs" => "text/x-rust",
-        "c" | "h" => "text/x-c",
+        "c" => "text/x-c",
+        "h" => "text/x-h",
         "js" => "application/javascript",
         "json" => "application/json",
         "xml" => "application/xml",
         "pdf" => "application/pdf",
+        "bin" => "application/x-bin",
         "zip" => "application/zip",
         "gz" => "application/gzip",
         "tar" => "application/x-tar",
@@ -98,6 +103,25 @@ pub fn mime_for(name: &str) -> &'static str {
         "xlsx" => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         "pptx" => "application/vnd.openxmlformats-officedocument.presentationml.presentation",
         _ => "application/octet-stream",
+    }
+}
+
+/// The `Content-Type` of a download: `getSecureMimeType` turns types a
+/// browser would run (HTML, SVG, scripts, JSON, XML) into `text/plain`, and
+/// PHP adds `;charset=UTF-8` to every `text/` type sent without a charset.
+pub fn download_type(name: &str) -> String {
+    let secure = match mime_for(name) {
+        "text/html"
+        | "image/svg+xml"
+        | "application/javascript"
+        | "application/json"
+        | "application/xml" => "text/plain",
+        other => other,
+    };
+    if secure.starts_with("text/") {
+        format!("{secure};charset=UTF-8")
+    } else {
+        secure.to_string()
     }
 }
 
@@ -140,5 +164,38 @@ mod tests {
         );
         assert_eq!(mime_for("Ελληνικά.mp3"), "audio/mpeg");
         assert_eq!(mime_for("noext"), "application/octet-stream");
+    }
+
+    /// As Nextcloud 32.0.1 answered the conformance test's listing and HEADs.
+    #[test]
+    fn mime_and_download_types_match_the_real_server() {
+        for (name, mime, download) in [
+            ("a.html", "text/html", "text/plain;charset=UTF-8"),
+            ("b.svg", "image/svg+xml", "text/plain;charset=UTF-8"),
+            ("c.json", "application/json", "text/plain;charset=UTF-8"),
+            ("d.csv", "text/csv", "text/csv;charset=UTF-8"),
+            ("e.xml", "application/xml", "text/plain;charset=UTF-8"),
+            ("f.jpg", "image/jpeg", "image/jpeg"),
+            ("g.bin", "application/x-bin", "application/x-bin"),
+            ("h.js", "application/javascript", "text/plain;charset=UTF-8"),
+            ("i.css", "text/css", "text/css;charset=UTF-8"),
+            (
+                "j.log",
+                "application/octet-stream",
+                "application/octet-stream",
+            ),
+            ("k.h", "text/x-h", "text/x-h;charset=UTF-8"),
+            (
+                "l.rs",
+                "application/octet-stream",
+                "application/octet-stream",
+            ),
+            ("n.md", "text/markdown", "text/markdown;charset=UTF-8"),
+            ("o.PDF", "application/pdf", "application/pdf"),
+            ("t.txt", "text/plain", "text/plain;charset=UTF-8"),
+        ] {
+            assert_eq!(mime_for(name), mime, "{name}");
+            assert_eq!(download_type(name), download, "{name}");
+        }
     }
 }

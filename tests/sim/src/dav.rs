@@ -5,7 +5,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use tokio::sync::mpsc;
 
-use crate::content::{Content, mime_for};
+use crate::content::{Content, download_type};
 use crate::encode::{href_path, percent_decode, rawurlencode};
 use crate::http::{
     CSP_DAV, ChannelBody, Chunk, DAV_HEADER, Resp, XML_TYPE, builder, finish, header_str, hv,
@@ -362,7 +362,7 @@ fn get(sim: &Simulator, me: usize, path: &str, headers: &HeaderMap, head: bool) 
     let encoded = rawurlencode(&name);
     let mut b = builder(StatusCode::OK)
         .header("Content-Security-Policy", CSP_DAV)
-        .header(header::CONTENT_TYPE, mime_for(&name))
+        .header(header::CONTENT_TYPE, hv(&download_type(&name)))
         .header(header::LAST_MODIFIED, hv(&last_modified))
         .header(header::ETAG, hv(&etag))
         .header("OC-ETag", hv(&etag))

@@ -210,3 +210,29 @@ fn if_range_serves_the_range_only_for_the_same_version() {
     assert_eq!(status, 206, "not modified after {later}");
     assert_eq!(body, whole[10..]);
 }
+
+/// A download's `Content-Type` is the secure type with PHP's charset for
+/// text (`text/plain;charset=UTF-8` for HTML), while the listing names the
+/// file's own type; as Nextcloud 32.0.1 answered the conformance test.
+#[test]
+fn downloads_have_the_secure_type_and_a_charset_for_text() {
+    let server = sample_server();
+    let sim = server.simulator();
+    sim.put("/page.html", "<p>hi</p>").unwrap();
+    sim.put("/notes.txt", "notes").unwrap();
+    let (_, _, hs) = bytes(&server, "page.html", &[]);
+    assert_eq!(
+        header(&hs, "content-type"),
+        Some("text/plain;charset=UTF-8")
+    );
+    let (_, _, hs) = bytes(&server, "notes.txt", &[]);
+    assert_eq!(
+        header(&hs, "content-type"),
+        Some("text/plain;charset=UTF-8")
+    );
+    let listed = propfind(&server, "page.html", Some("0"));
+    assert_eq!(
+        parse_multistatus(&listed.body)[0].text("d:getcontenttype"),
+        "text/html"
+    );
+}
