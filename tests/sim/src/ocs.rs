@@ -149,16 +149,27 @@ pub fn ocs_response(
     }
 }
 
-pub fn unauthorized(query: &str, headers: &HeaderMap) -> Resp {
-    let meta = ("failure", 997, "Unauthorised");
-    ocs_response(
+/// A wrong password: `Unauthorised` and a Basic challenge. No credentials at
+/// all: the OCS controller's own refusal, `Current user is not logged in`,
+/// with no challenge (as Nextcloud 32.0.1 answered the conformance test).
+pub fn unauthorized(auth: Auth, query: &str, headers: &HeaderMap) -> Resp {
+    let message = if auth == Auth::Missing {
+        "Current user is not logged in"
+    } else {
+        "Unauthorised"
+    };
+    let mut resp = ocs_response(
         StatusCode::UNAUTHORIZED,
-        meta,
+        ("failure", 997, message),
         J::Arr(vec![]),
         query,
         headers,
         None,
-    )
+    );
+    if auth == Auth::Missing {
+        resp.headers_mut().remove(header::WWW_AUTHENTICATE);
+    }
+    resp
 }
 
 pub fn not_found(query: &str, headers: &HeaderMap, user: &str) -> Resp {

@@ -204,7 +204,7 @@ async fn route(
             return ocs::capabilities(&base, query, headers, auth, me_id.as_deref(), activity);
         }
         let (Auth::Ok, Some(me), Some(user)) = (auth, me, me_id.as_deref()) else {
-            return ocs::unauthorized(query, headers);
+            return ocs::unauthorized(auth, query, headers);
         };
         if ocs_path == "/cloud/user" && get_like {
             let (spec, used, started) = {

@@ -277,3 +277,24 @@ fn changing_the_app_password_revokes_the_old_one() {
     );
     assert_eq!(reply.status, 207);
 }
+
+/// Without credentials, OCS refuses with its own message and no Basic
+/// challenge, as Nextcloud 32.0.1 answered the conformance test.
+#[test]
+fn ocs_without_credentials_is_not_logged_in() {
+    let server = sample_server();
+    let url = format!("{}/ocs/v2.php/cloud/user?format=json", server.base_url());
+    let reply = request("GET", &url, &[("OCS-APIRequest", "true")], b"");
+    assert_eq!(reply.status, 401);
+    assert_eq!(
+        json(&reply.body),
+        json(
+            r#"{"ocs":{"meta":{"status":"failure","statuscode":997,"message":"Current user is not logged in"},"data":[]}}"#
+        )
+    );
+    assert_eq!(reply.header("www-authenticate"), None);
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
+}
