@@ -228,20 +228,17 @@ pub fn incremental<H: Host>(
     });
 
     for (record, changed_item) in records {
-        // Where a changed folder was: what is known there and was not
+        // Where a changed folder was known: what is known there and was not
         // listed where it is now is gone.
-        let old_paths: Vec<String> = if record.is_folder && changed_item {
-            prior
-                .of(&record.external_id)
-                .filter(|old| *old != record.path)
-                .map(str::to_string)
-                .collect()
+        let known_paths: Vec<String> = if record.is_folder && changed_item {
+            prior.of(&record.external_id).map(str::to_string).collect()
         } else {
             Vec::new()
         };
+        let old_paths = known_paths.iter().filter(|old| **old != record.path);
         if run.has_seen(&record.external_id) {
             // A changed folder listed with a changed folder above it.
-            for old in &old_paths {
+            for old in old_paths {
                 run.release(old);
                 run.delete_unseen_under(old)?;
             }
@@ -254,14 +251,13 @@ pub fn incremental<H: Host>(
         if record.is_folder && changed_item {
             // One activity covers a created, moved or restored folder, none its children.
             let path = record.path.clone();
-            run.release(&path);
-            for old in &old_paths {
-                run.release(old);
+            for known in &known_paths {
+                run.release(known);
             }
             match run.list(&path)? {
                 Listed::Complete => {
                     run.delete_unseen_under(&path)?;
-                    for old in &old_paths {
+                    for old in old_paths {
                         run.delete_unseen_under(old)?;
                     }
                 }
