@@ -308,6 +308,7 @@ import_config() {
     "has_internet_connection": false,
     "appstoreenabled": false,
     "updatechecker": false,
+    "ratelimit.protection.enabled": false,
     $memcache
     "mail_smtpmode": "null"
   },
