@@ -11,6 +11,7 @@
 //! The tests change the two users' files: they run one at a time, each from
 //! empty homes.
 
+mod conformance;
 mod sync;
 
 use std::fs::File;
