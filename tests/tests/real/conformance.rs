@@ -49,6 +49,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
+use connector::checksum::{Algorithm, Hasher};
 use connector::propfind::PROPFIND_BODY;
 use nextcloud_sim::{Server, SimOptions, Simulator, UserSpec};
 use quick_xml::Reader;
@@ -102,7 +103,9 @@ struct Side {
     ids: RefCell<BTreeMap<u64, String>>,
     /// Share id → its label.
     shares: RefCell<BTreeMap<u64, String>>,
-    _sim: Option<Server>,
+    /// The simulator, on its side: what `Files` cannot do.
+    sim: Option<Simulator>,
+    _server: Option<Server>,
 }
 
 impl Side {
@@ -117,7 +120,8 @@ impl Side {
             dav: [alice, bob],
             ids: RefCell::default(),
             shares: RefCell::default(),
-            _sim: None,
+            sim: None,
+            _server: None,
         }
     }
 
@@ -173,7 +177,8 @@ impl Side {
             base,
             ids: RefCell::default(),
             shares: RefCell::default(),
-            _sim: Some(server),
+            sim: Some(sim),
+            _server: Some(server),
         })
     }
 
@@ -255,6 +260,33 @@ impl Side {
         let id = self.files[who].put(path, content)?;
         let prefix = if who == 0 { "" } else { "bob:" };
         self.label(id, &format!("{prefix}{path}"));
+        Ok(())
+    }
+
+    /// Uploads a file with a checksum, as a client sending `OC-Checksum`
+    /// does (the simulator is given the checksum directly).
+    fn put_checked(&self, path: &str, content: &[u8]) -> Result<()> {
+        let mut hasher = Hasher::new(Algorithm::Sha1);
+        hasher.update(content);
+        let checksum = hasher.finish().to_string();
+        match &self.sim {
+            Some(sim) => {
+                sim.put(path, content.to_vec())?;
+                sim.set_checksum(path, Some(&checksum))?;
+            }
+            None => {
+                let url = self.dav[0].url_of(path);
+                let reply = self.dav[0].send(
+                    "PUT",
+                    &url,
+                    &[("OC-Checksum", &checksum), ("Expect", "")],
+                    content,
+                )?;
+                if reply.status != 201 {
+                    return Err(anyhow!("PUT {path}: HTTP {}", reply.status));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -1080,6 +1112,7 @@ fn build(side: &Side) -> Result<()> {
     side.share("/rw.txt", 1, 19)?;
     side.share("/ro.txt", 1, 1)?;
     side.put(1, "/bob.txt", b"bob's own")?;
+    side.put_checked("/checked.txt", b"a file uploaded with its checksum")?;
     a.mkdir("/types")?;
     for name in TYPES {
         side.put(
@@ -1168,6 +1201,12 @@ fn the_simulator_answers_like_the_real_server() {
         ("alice PROPFIND / Depth 1", "/", "1"),
         ("alice PROPFIND / Depth infinity", "/", "infinity"),
         ("alice PROPFIND folder Depth 1", DOCS, "1"),
+        ("alice PROPFIND folder Depth infinity", DOCS, "infinity"),
+        (
+            "alice PROPFIND file with a checksum Depth 0",
+            "/checked.txt",
+            "0",
+        ),
         ("alice PROPFIND file Depth 0", "/root.txt", "0"),
         ("alice PROPFIND shared folder Depth 1", "/RW", "1"),
         ("alice PROPFIND missing path", "/no such/thing.txt", "0"),
@@ -1208,6 +1247,11 @@ fn the_simulator_answers_like_the_real_server() {
         ("bob PROPFIND / Depth 1", "/", "1"),
         ("bob PROPFIND / Depth infinity", "/", "infinity"),
         ("bob PROPFIND read-write share Depth 1", "/RW", "1"),
+        (
+            "bob PROPFIND read-write share Depth infinity",
+            "/RW",
+            "infinity",
+        ),
         ("bob PROPFIND read-only share Depth 1", "/RO", "1"),
         ("bob PROPFIND read-only file share Depth 0", "/ro.txt", "0"),
     ] {
@@ -1241,6 +1285,10 @@ fn the_simulator_answers_like_the_real_server() {
             .header("Range", "bytes=10-")
             .header("If-Range", "\"0123456789abcdef0123456789abcdef\"")
     });
+    let checked = alice_dav("/checked.txt");
+    c.check("alice GET file with a checksum", View::Get, |s| {
+        Req::new(Who::Alice, "GET", checked(s))
+    });
     let missing = alice_dav("/no such file.txt");
     c.check("alice GET missing file", View::Get, |s| {
         Req::new(Who::Alice, "GET", missing(s))
@@ -1251,7 +1299,11 @@ fn the_simulator_answers_like_the_real_server() {
         search(s, Who::Alice, &[&format!("{DOCS}/notes.txt")])
     });
     c.check("alice SEARCH several ids", View::Search, |s| {
-        search(s, Who::Alice, &[DOCS, "/rw.txt", "/RO/look.txt", "unknown"])
+        search(
+            s,
+            Who::Alice,
+            &[DOCS, "/rw.txt", "/RO/look.txt", "/checked.txt", "unknown"],
+        )
     });
     c.check("bob SEARCH shared ids", View::Search, |s| {
         search(
