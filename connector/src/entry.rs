@@ -117,6 +117,13 @@ pub fn to_record(entry: &DavEntry, root: &DavRoot) -> Result<Record, EntryError>
             .unwrap_or_else(|| mime::by_name(&name).to_string())
     };
     let letters = entry.permissions.clone().unwrap_or_default();
+    let is_share_mount =
+        entry.is_mount_root.as_deref().map(str::trim) == Some("true") && letters.contains('S');
+    let letters = if is_share_mount {
+        permissions::as_listed_mount_point(&letters)
+    } else {
+        letters
+    };
     Ok(Record {
         external_id,
         parent_external_id: None,

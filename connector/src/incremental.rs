@@ -175,13 +175,26 @@ pub fn incremental<H: Host>(
     if !missing.is_empty() {
         let user_id = run.identity().user_id.clone();
         match search::by_file_ids(&mut run, base_url, &user_id, &missing)? {
-            Found::Records(found) => {
+            Found::Paths(found) => {
                 for id in &missing {
-                    if !found.iter().any(|r| r.external_id == id.to_string()) {
+                    if !found.iter().any(|(f, _)| f == id) {
                         gone.push(*id);
                     }
                 }
-                current.extend(found);
+                let paths: Vec<String> = found.iter().map(|(_, p)| p.clone()).collect();
+                for ((id, path), record) in found.iter().zip(run.fetch(&paths)?) {
+                    match record {
+                        Some(r) if r.external_id == id.to_string() => current.push(r),
+                        // Moved again since the search: the next run finds it.
+                        _ => {
+                            run.log(
+                                Level::Warn,
+                                &format!("{path} moved again while it was read"),
+                            );
+                            run.complete = false;
+                        }
+                    }
+                }
             }
             Found::Unsupported(status) => {
                 return Ok(Outcome::Gap(format!(

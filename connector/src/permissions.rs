@@ -24,6 +24,22 @@ pub fn bits_of(letters: &str) -> u32 {
     })
 }
 
+/// The letters of a received share's mount point as its folder's listing
+/// shows them, however it was read. Nextcloud adds delete to a movable
+/// mount's own letters and delete and rename to them as its parent lists
+/// them, so the same mount point says `SGD` to a `Depth: 0` request and
+/// `SGDNV` in its folder's listing (and SEARCH gives the bare share bits).
+/// Records must not change with the way they were read.
+pub fn as_listed_mount_point(letters: &str) -> String {
+    const ORDER: &str = "SRMGDNVWCK";
+    let mut present: Vec<char> = letters.chars().collect();
+    present.extend(['D', 'N', 'V']);
+    let known: String = ORDER.chars().filter(|c| present.contains(c)).collect();
+    // Letters this connector does not know are kept, after the known ones.
+    let unknown: String = letters.chars().filter(|c| !ORDER.contains(*c)).collect();
+    known + &unknown
+}
+
 /// The syncing user's level on an item. What is the user's own (no `S`) is
 /// theirs. What reaches them through a share belongs to someone else, so even
 /// with every bit it is at most write; below that it maps by the seed's rule.
@@ -68,6 +84,21 @@ mod tests {
         ];
         for (letters, level) in table {
             assert_eq!(level_of(letters, None), level, "{letters}");
+        }
+    }
+
+    #[test]
+    fn mount_points_read_the_way_their_folder_lists_them() {
+        // Recorded from Nextcloud 32.0.1: Depth 0, Depth 1 of the parent, SEARCH.
+        for (letters, listed) in [
+            ("SGD", "SGDNV"),
+            ("SGDNV", "SGDNV"),
+            ("SG", "SGDNV"),
+            ("SRGDNVCK", "SRGDNVCK"),
+            ("SRGDNVW", "SRGDNVW"),
+            ("SRGW", "SRGDNVW"),
+        ] {
+            assert_eq!(as_listed_mount_point(letters), listed, "{letters}");
         }
     }
 

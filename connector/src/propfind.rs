@@ -56,6 +56,7 @@ pub const PROPFIND_BODY: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
     <nc:upload_time/>
     <oc:owner-id/>
     <ocs:share-permissions/>
+    <nc:is-mount-root/>
     <oc:checksums/>
   </d:prop>
 </d:propfind>
@@ -102,6 +103,9 @@ pub struct DavEntry {
     /// share (`ocs:share-permissions`); the letters of a share's mount point
     /// always allow delete and rename, which unshare and move the mount.
     pub share_permissions: Option<String>,
+    /// `true` for the root of a mount (a received share, an external
+    /// storage), whose letters depend on how it was asked for.
+    pub is_mount_root: Option<String>,
     pub checksums: Vec<String>,
     /// Statuses of propstats that were neither 200 nor 404: the server could
     /// not say (e.g. 503 for an unavailable external storage).
@@ -122,6 +126,7 @@ enum Prop {
     UploadTime,
     OwnerId,
     SharePermissions,
+    IsMountRoot,
     Checksums,
     Other,
 }
@@ -140,6 +145,7 @@ fn prop_of(ns: Ns, local: &[u8]) -> Prop {
         (NC, b"upload_time") => Prop::UploadTime,
         (OC, b"owner-id") => Prop::OwnerId,
         (OCS, b"share-permissions") => Prop::SharePermissions,
+        (NC, b"is-mount-root") => Prop::IsMountRoot,
         (OC, b"checksums") => Prop::Checksums,
         _ => Prop::Other,
     }
@@ -434,6 +440,7 @@ fn apply_propstat(entry: &mut DavEntry, p: Propstat) {
             Prop::UploadTime => &mut entry.upload_time,
             Prop::OwnerId => &mut entry.owner_id,
             Prop::SharePermissions => &mut entry.share_permissions,
+            Prop::IsMountRoot => &mut entry.is_mount_root,
             Prop::ResourceType | Prop::Checksums | Prop::Other => continue,
         };
         *slot = Some(value);

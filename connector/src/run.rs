@@ -339,8 +339,12 @@ impl<'h, H: Host> Run<'h, H> {
         match to_record(entry, self.root) {
             Ok(mut record) => {
                 self.access.apply(self.who, &mut record, own_level(entry));
-                if !self.filter.keeps(&record, upload_time(entry)) {
-                    self.excluded.insert(file_id(&record.external_id));
+                // The newest reading of an item decides.
+                let id = file_id(&record.external_id);
+                if self.filter.keeps(&record, upload_time(entry)) {
+                    self.excluded.remove(&id);
+                } else {
+                    self.excluded.insert(id);
                 }
                 Some(record)
             }

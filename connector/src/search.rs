@@ -1,9 +1,11 @@
 //! Finding items by file id with WebDAV SEARCH, for items that are no longer
-//! where the activity stream last saw them.
+//! where the activity stream last saw them. SEARCH only says where they are:
+//! Nextcloud 32 answers it with `nc:upload_time` 0, and a mount point with
+//! the bare share bits, so the items are read again where they are found.
 
+use crate::entry::to_record;
 use crate::error::Error;
 use crate::host::{Host, Level, Request};
-use crate::model::Record;
 use crate::propfind::MultistatusReader;
 use crate::run::{Run, parse_error};
 use crate::{read_body, xml_escape};
@@ -15,7 +17,8 @@ const SEARCH_BODY: usize = 4 * 1024 * 1024;
 
 /// What a search by file ids found.
 pub enum Found {
-    Records(Vec<Record>),
+    /// File id and decoded path of each item found.
+    Paths(Vec<(u64, String)>),
     /// The server cannot search (no DASL): ids cannot be resolved.
     Unsupported(u16),
 }
@@ -36,7 +39,7 @@ fn body(user_id: &str, ids: &[u64]) -> String {
   <d:basicsearch>
     <d:select><d:prop>
       <d:getetag/><d:getlastmodified/><d:getcontentlength/><d:getcontenttype/><d:resourcetype/>
-      <oc:fileid/><oc:permissions/><oc:size/><nc:creation_time/><nc:upload_time/><oc:owner-id/><ocs:share-permissions/><oc:checksums/>
+      <oc:fileid/><oc:permissions/><oc:size/><nc:creation_time/><nc:upload_time/><oc:owner-id/><ocs:share-permissions/><nc:is-mount-root/><oc:checksums/>
     </d:prop></d:select>
     <d:from><d:scope><d:href>/files/{}</d:href><d:depth>infinity</d:depth></d:scope></d:from>
     <d:where>{condition}</d:where>
@@ -69,20 +72,21 @@ pub fn by_file_ids<H: Host>(
         let body = read_body(response.body, SEARCH_BODY)?;
         for entry in MultistatusReader::new(&body[..]) {
             let entry = entry.map_err(parse_error)?;
-            match run.convert(&entry) {
-                Some(r) if chunk.iter().any(|id| id.to_string() == r.external_id) => found.push(r),
-                Some(r) => run.log(
+            // Unreadable: the id cannot be declared gone.
+            let record = to_record(&entry, run.root).map_err(|e| {
+                Error::Protocol(format!("the server's search answer is unreadable: {e}"))
+            })?;
+            match record.external_id.parse::<u64>() {
+                Ok(id) if chunk.contains(&id) => found.push((id, record.path)),
+                _ => run.log(
                     Level::Warn,
-                    &format!("search answered an id not asked for: {}", r.external_id),
+                    &format!(
+                        "search answered an id not asked for: {}",
+                        record.external_id
+                    ),
                 ),
-                // Unreadable: the id cannot be declared gone.
-                None => {
-                    return Err(Error::Protocol(
-                        "the server's search answer has an entry that cannot be read".into(),
-                    ));
-                }
             }
         }
     }
-    Ok(Found::Records(found))
+    Ok(Found::Paths(found))
 }

@@ -178,15 +178,18 @@ pub const STEPS: &[Step] = &[
         c.alice.delete("/burst/file 6.txt")?;
         Ok(())
     }),
-    ("more creates than one page of the activity stream holds", |c| {
-        // The server answers at most 200 rows a page, grouped; the rest
-        // follows by X-Activity-Last-Given.
-        c.alice.mkdir("/many")?;
-        for i in 0..230 {
-            c.alice.put(&format!("/many/{i:03}.txt"), &content(i, 8))?;
-        }
-        Ok(())
-    }),
+    (
+        "more creates than one page of the activity stream holds",
+        |c| {
+            // The server answers at most 200 rows a page, grouped; the rest
+            // follows by X-Activity-Last-Given.
+            c.alice.mkdir("/many")?;
+            for i in 0..230 {
+                c.alice.put(&format!("/many/{i:03}.txt"), &content(i, 8))?;
+            }
+            Ok(())
+        },
+    ),
     ("copy a folder", |c| {
         c.alice.copy("/Spécial #1 & 100% done", "/Spécial copy")
     }),

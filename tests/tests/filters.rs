@@ -154,3 +154,34 @@ fn a_new_filter_reselects_exactly() {
         with(&account, &["/Docs/report.PDF", "/Docs/old.pdf"])
     );
 }
+
+/// Issue 11's conformance run: a file moved with its folder is found by
+/// SEARCH, whose answers Nextcloud gives without an upload time; judged on
+/// that answer it fell outside a created-date filter and was deleted,
+/// though a full listing keeps it. Found items are read again where they
+/// are, and the newest reading of an item decides.
+#[test]
+fn a_file_found_by_search_is_judged_where_it_is_read_again() {
+    let account = account(r#"created_after = "2000-01-01""#);
+    account.sync().unwrap();
+    let sim = account.sim();
+    sim.mkdir("/a").unwrap();
+    sim.put("/a/F.txt", "f").unwrap();
+    account.sync().unwrap();
+    assert!(paths(&account).contains("/a/F.txt"), "uploaded: created");
+    // Overwritten, then its folder renamed: the stream names /a/F.txt,
+    // which is gone; SEARCH finds it at /b/F.txt.
+    sim.put("/a/F.txt", "changed").unwrap();
+    sim.rename("/a", "/b").unwrap();
+    account.sync().unwrap();
+    let fresh = account.twin_fresh();
+    std::fs::write(
+        &fresh.config_path,
+        std::fs::read_to_string(&fresh.config_path).unwrap()
+            + "[filters]\ncreated_after = \"2000-01-01\"\n",
+    )
+    .unwrap();
+    fresh.sync().unwrap();
+    assert!(paths(&fresh).contains("/b/F.txt"));
+    assert_eq!(paths(&account), paths(&fresh));
+}

@@ -183,3 +183,39 @@ fn share_changes_reach_the_records_at_the_next_incremental_sync() {
         account.records_without_versions()
     );
 }
+
+/// Issue 11's conformance run: a mount point's letters depend on how it is
+/// asked for (`SGD` to a `Depth: 0` request, `SGDNV` in its folder's
+/// listing, the bare share bits in SEARCH). An incremental sync that read
+/// it by `Depth: 0` must still leave what a fresh full sync would.
+#[test]
+fn a_mount_point_keeps_its_letters_whichever_way_it_is_read() {
+    let account = account();
+    let sim = account.sim();
+    sim.as_user("bob").mkdir("/Read only").unwrap();
+    sim.as_user("bob").put("/Read only/r.txt", "r").unwrap();
+    sim.share("bob", "/Read only", ShareWith::User("alice".into()), 1)
+        .unwrap();
+    account.sync().unwrap();
+    let letters = |a: &Account| {
+        a.records()
+            .into_iter()
+            .find(|r| r.path == "/Read only")
+            .unwrap()
+            .permission_letters
+    };
+    assert_eq!(letters(&account), "SGDNV");
+    // The owner's edit makes the next sync refresh the mount point itself.
+    sim.as_user("bob")
+        .put("/Read only/r.txt", "changed")
+        .unwrap();
+    let report = account.sync().unwrap();
+    assert_eq!(report.mode, host_runner::SyncMode::Incremental);
+    assert_eq!(letters(&account), "SGDNV");
+    let fresh = account.twin_fresh();
+    fresh.sync().unwrap();
+    assert_eq!(
+        fresh.records_without_versions(),
+        account.records_without_versions()
+    );
+}

@@ -49,6 +49,7 @@ pub enum Known {
     Favorite,
     HasPreview,
     SharePermissions,
+    IsMountRoot,
 }
 
 /// (property, namespace, local name, qualified name as written).
@@ -119,6 +120,12 @@ const KNOWN: &[(Known, &str, &str, &str)] = &[
     (Known::Checksums, NS_OC, "checksums", "oc:checksums"),
     (Known::Favorite, NS_OC, "favorite", "oc:favorite"),
     (Known::HasPreview, NS_NC, "has-preview", "nc:has-preview"),
+    (
+        Known::IsMountRoot,
+        NS_NC,
+        "is-mount-root",
+        "nc:is-mount-root",
+    ),
     (
         Known::SharePermissions,
         NS_OCS,
@@ -260,6 +267,8 @@ pub struct NodeView<'a> {
     pub share_permissions: u32,
     /// Whether `nc:upload_time` is known here; else it is 0.
     pub upload_time_known: bool,
+    /// The root of a received share's mount.
+    pub mount_root: bool,
 }
 
 pub const INSTANCE_ID: &str = "ocsim00001";
@@ -380,6 +389,7 @@ fn write_known(out: &mut String, k: Known, node: &Node, nv: &NodeView, id: u64) 
             }
         }
         Known::Favorite => out.push('0'),
+        Known::IsMountRoot => out.push_str(if nv.mount_root { "true" } else { "false" }),
         Known::HasPreview => {
             let yes = !node.is_folder() && has_preview(mime_for(&node.name));
             out.push_str(if yes { "true" } else { "false" });

@@ -285,6 +285,7 @@ impl<'s> UserView<'s> {
                 };
                 NodeView {
                     share_permissions: file_share_bits(PERMISSION_ALL, node),
+                    mount_root: false,
                     owner_id: &self.user.spec.user_id,
                     owner_name: &self.user.spec.display_name,
                     permissions: node.permissions(),
@@ -306,6 +307,7 @@ impl<'s> UserView<'s> {
                 };
                 NodeView {
                     share_permissions: file_share_bits(m.share.permissions, node),
+                    mount_root: matches!(ctx, Ctx::MountRoot(_)),
                     owner_id: &m.owner.spec.user_id,
                     owner_name: &m.owner.spec.display_name,
                     permissions,
