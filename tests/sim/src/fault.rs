@@ -523,6 +523,8 @@ enum CutState {
     Reading,
     /// The cut chunk went out; `Abort` still owes the error.
     Cut,
+    /// `Abort` waits one poll so that the server sends what it buffered.
+    Flushing,
     Done,
 }
 
@@ -562,15 +564,26 @@ impl futures_core::Stream for CutStream {
         loop {
             match self.state {
                 CutState::Done => return Poll::Ready(None),
-                CutState::Cut => {
+                CutState::Cut if self.cut == Cut::Truncate => {
                     self.state = CutState::Done;
-                    return Poll::Ready(match self.cut {
-                        Cut::Truncate => None,
-                        Cut::Abort => Some(Err(std::io::Error::new(
-                            std::io::ErrorKind::ConnectionAborted,
-                            "connection dropped mid-body (injected by the simulator)",
-                        ))),
-                    });
+                    return Poll::Ready(None);
+                }
+                // hyper buffers the head and the chunks a body hands it in
+                // one go, and drops that buffer unsent when the body fails:
+                // an error right behind the cut chunk would often reach the
+                // client as a connection closed before any answer. A pending
+                // poll makes hyper flush first.
+                CutState::Cut => {
+                    self.state = CutState::Flushing;
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                CutState::Flushing => {
+                    self.state = CutState::Done;
+                    return Poll::Ready(Some(Err(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionAborted,
+                        "connection dropped mid-body (injected by the simulator)",
+                    ))));
                 }
                 CutState::Reading => {}
             }

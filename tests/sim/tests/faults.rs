@@ -243,6 +243,27 @@ fn an_aborted_207_breaks_the_connection_mid_body() {
     assert_eq!(sim.fault_counts().aborted, 1);
 }
 
+/// A small answer is one chunk, ready at once: the head, the cut chunk and
+/// the error reach the server's HTTP layer in one go. The status must
+/// still arrive before the connection breaks.
+#[test]
+fn an_aborted_207_of_one_chunk_still_sends_its_status() {
+    let server = sample_server();
+    let sim = server.simulator();
+    for seed in 0..20 {
+        sim.set_faults(Faults {
+            abort_rate: 1.0,
+            ..Faults::seeded(seed)
+        });
+        let (status, body) = propfind_body(&server, "", "0");
+        assert_eq!(status, 207, "seed {seed}");
+        assert!(
+            body.is_err(),
+            "seed {seed}: the body read to an end: {body:?}"
+        );
+    }
+}
+
 #[test]
 fn slow_answers_start_late() {
     let server = sample_server();
