@@ -17,6 +17,7 @@
 //! the simulator holds a chosen request at a gate, and the process is killed
 //! while it waits there, with everything before that request committed.
 
+use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -184,8 +185,26 @@ fn change_server(sim: &Simulator, rng: &mut Rng, count: usize, tick: &mut u64) {
             .filter(|e| e.path != "/")
             .map(|e| e.path.as_str())
             .collect();
+        // Deletions take files and small folders only: over hundreds of
+        // trials, deleting whole subtrees emptied the tree.
+        let mut below: HashMap<&str, usize> = HashMap::new();
+        for e in &listing {
+            let mut p = e.path.as_str();
+            while let Some((parent, _)) =
+                p.rsplit_once('/').filter(|(parent, _)| !parent.is_empty())
+            {
+                *below.entry(parent).or_default() += 1;
+                p = parent;
+            }
+        }
+        let small: Vec<&str> = others
+            .iter()
+            .copied()
+            .filter(|p| below.get(p).copied().unwrap_or(0) <= 8)
+            .collect();
         let folder = folders[rng.below(folders.len() as u64) as usize];
         let other = others[rng.below(others.len() as u64) as usize];
+        let doomed = small[rng.below(small.len() as u64) as usize];
         let join = |parent: &str, name: &str| {
             if parent == "/" {
                 format!("/{name}")
@@ -206,7 +225,7 @@ fn change_server(sim: &Simulator, rng: &mut Rng, count: usize, tick: &mut u64) {
                 let name = other.rsplit('/').next().unwrap_or("x");
                 sim.rename(other, &join(folder, &format!("{name} {tick}")))
             }
-            _ => sim.delete(other),
+            _ => sim.delete(doomed),
         };
     }
 }
