@@ -23,7 +23,8 @@ pub enum Found {
     Unsupported(u16),
 }
 
-fn body(user_id: &str, ids: &[u64]) -> String {
+/// The SEARCH for these file ids in the user's files.
+pub fn body(user_id: &str, ids: &[u64]) -> String {
     let conditions: String = ids
         .iter()
         .map(|id| format!("<d:eq><d:prop><oc:fileid/></d:prop><d:literal>{id}</d:literal></d:eq>"))

@@ -294,26 +294,22 @@ impl Dav {
 
     /// MOVE (a rename or a move), never over an existing entry.
     pub fn rename(&self, from: &str, to: &str) -> Result<()> {
-        let destination = self.url_of(to);
-        self.send(
-            "MOVE",
-            &self.url_of(from),
-            &[("Destination", &destination), ("Overwrite", "F")],
-            &[],
-        )?
-        .expect(&format!("MOVE {from} -> {to}"), &[201, 204])
-        .map(drop)
+        self.transfer("MOVE", from, to)
     }
 
     pub fn copy(&self, from: &str, to: &str) -> Result<()> {
+        self.transfer("COPY", from, to)
+    }
+
+    fn transfer(&self, method: &str, from: &str, to: &str) -> Result<()> {
         let destination = self.url_of(to);
         self.send(
-            "COPY",
+            method,
             &self.url_of(from),
             &[("Destination", &destination), ("Overwrite", "F")],
             &[],
         )?
-        .expect(&format!("COPY {from} -> {to}"), &[201, 204])
+        .expect(&format!("{method} {from} -> {to}"), &[201, 204])
         .map(drop)
     }
 

@@ -417,33 +417,6 @@ fn activity_path(query: &str) -> String {
     format!("/ocs/v2.php/apps/activity/api/v2/activity/files?format=json&{query}")
 }
 
-/// The connector's SEARCH by file ids (`connector/src/search.rs`, `body`).
-fn search_body(user: &str, ids: &[u64]) -> String {
-    let conditions: String = ids
-        .iter()
-        .map(|id| format!("<d:eq><d:prop><oc:fileid/></d:prop><d:literal>{id}</d:literal></d:eq>"))
-        .collect();
-    let condition = if ids.len() == 1 {
-        conditions
-    } else {
-        format!("<d:or>{conditions}</d:or>")
-    };
-    format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?>
-<d:searchrequest xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns" xmlns:nc="http://nextcloud.org/ns" xmlns:ocs="http://open-collaboration-services.org/ns">
-  <d:basicsearch>
-    <d:select><d:prop>
-      <d:getetag/><d:getlastmodified/><d:getcontentlength/><d:getcontenttype/><d:resourcetype/>
-      <oc:fileid/><oc:permissions/><oc:size/><nc:creation_time/><nc:upload_time/><oc:owner-id/><ocs:share-permissions/><oc:checksums/>
-    </d:prop></d:select>
-    <d:from><d:scope><d:href>/files/{user}</d:href><d:depth>infinity</d:depth></d:scope></d:from>
-    <d:where>{condition}</d:where>
-  </d:basicsearch>
-</d:searchrequest>
-"#
-    )
-}
-
 fn search(side: &Side, who: Who, labels: &[&str]) -> Req {
     let user = &side.users[if who == Who::Bob { 1 } else { 0 }];
     let ids: Vec<u64> = labels
@@ -455,7 +428,7 @@ fn search(side: &Side, who: Who, labels: &[&str]) -> Req {
         .collect();
     Req::new(who, "SEARCH", "/remote.php/dav/".into())
         .header("Content-Type", "text/xml; charset=utf-8")
-        .body(search_body(user, &ids))
+        .body(connector::search::body(user, &ids))
 }
 
 // ---------------------------------------------------------------------------
