@@ -358,6 +358,41 @@ impl Dav {
             .map(drop)
     }
 
+    /// Restores the oldest kept version of the file at `path`, as the web
+    /// interface does (the versions app's WebDAV endpoint).
+    pub fn restore_oldest_version(&self, path: &str) -> Result<()> {
+        let id = self
+            .fileid(path)?
+            .ok_or_else(|| anyhow!("{path} is not there"))?;
+        let versions = format!(
+            "{}/remote.php/dav/versions/{}/versions/{id}/",
+            self.base,
+            encode_path(&self.user)
+        );
+        let listing = self
+            .send("PROPFIND", &versions, &[("Depth", "1")], &[])?
+            .expect(&format!("listing the versions of {path}"), &[207])?;
+        let mut hrefs: Vec<String> = multistatus(&listing.body)?
+            .into_iter()
+            .map(|(href, _)| href)
+            .filter(|href| !href.ends_with('/'))
+            .collect();
+        // Named by their time: the smallest is the oldest.
+        hrefs.sort();
+        let oldest = hrefs
+            .first()
+            .ok_or_else(|| anyhow!("{path} has no older version"))?;
+        let destination = format!(
+            "{}/remote.php/dav/versions/{}/restore/target",
+            self.base,
+            encode_path(&self.user)
+        );
+        let source = format!("{}{oldest}", self.base_origin());
+        self.send("MOVE", &source, &[("Destination", &destination)], &[])?
+            .expect(&format!("restoring a version of {path}"), &[201, 204])
+            .map(drop)
+    }
+
     /// Empties the trash bin.
     pub fn empty_trash(&self) -> Result<()> {
         self.send("DELETE", &format!("{}/trash", self.trash_url()), &[], &[])?

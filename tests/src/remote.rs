@@ -99,6 +99,24 @@ impl RemoteAccount {
         }
     }
 
+    /// The same server, user and database under more settings (top-level
+    /// keys; a second config file beside the first).
+    pub fn with_settings(&self, settings: &str) -> RemoteAccount {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("connector.toml");
+        let config = std::fs::read_to_string(&self.config_path).unwrap().replace(
+            "database = \"state.sqlite\"",
+            &format!("database = {:?}", self.database()),
+        );
+        std::fs::write(&config_path, format!("{settings}\n{config}")).unwrap();
+        RemoteAccount {
+            cli: self.cli.clone(),
+            dir,
+            config_path,
+            password: self.password.clone(),
+        }
+    }
+
     /// Runs `host-runner ARGS --json --config … --component …`.
     pub fn cli(&self, args: &[&str]) -> Run {
         let output: Output = Command::new(&self.cli)
@@ -142,7 +160,7 @@ impl RemoteAccount {
     }
 
     pub fn database(&self) -> PathBuf {
-        self.dir.path().join("state.sqlite")
+        self.config().database
     }
 
     pub fn records(&self) -> Vec<SinkRecord> {

@@ -189,3 +189,37 @@ fn random_edits_converge_round_after_round() {
         "the incremental history differs from a fresh full sync"
     );
 }
+
+/// Restoring an older version of a file writes no activity on Nextcloud 32:
+/// the stream stays silent while the content changes. The etag reconcile
+/// (`reconcile_interval_minutes`) is what finds it.
+#[test]
+fn a_restored_version_is_found_by_the_etag_reconcile() {
+    let Some((server, _lock)) = server() else {
+        return;
+    };
+    let alice = server.dav(0);
+    alice.mkdir("/Docs").unwrap();
+    alice.put("/Docs/plan.txt", b"first version").unwrap();
+    let account = account(&server, 0);
+    account.sync();
+    alice.put("/Docs/plan.txt", b"the second version").unwrap();
+    assert!(account.sync().by_activity());
+    assert_mirrors(&account.records(), &alice.listing().unwrap());
+
+    alice.restore_oldest_version("/Docs/plan.txt").unwrap();
+    assert_eq!(alice.read("/Docs/plan.txt").unwrap(), b"first version");
+    let silent = account.sync();
+    assert!(silent.by_activity(), "{}", silent.stderr);
+    assert_eq!(silent.changes(), 0, "the stream said nothing of it");
+
+    let reconcile = account.with_settings("reconcile_interval_minutes = 0");
+    let run = reconcile.sync();
+    assert!(
+        run.stderr.contains("reconciling by etags"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.count("content_updated"), 1, "{}", run.stdout);
+    assert_mirrors(&reconcile.records(), &alice.listing().unwrap());
+}
