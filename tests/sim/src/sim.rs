@@ -828,7 +828,28 @@ impl Simulator {
 
     /// Moves the simulated clock (mtimes, activity times) forward by `secs`.
     pub fn advance_clock(&self, secs: i64) {
-        self.lock().tree.clock_offset += secs;
+        let tree = &mut self.lock().tree;
+        tree.clock_offset += secs;
+        if let Some(at) = tree.clock_stopped_at.as_mut() {
+            *at += secs;
+        }
+    }
+
+    /// Stops the clock at the current second, so that writes fall within
+    /// one second for certain; `advance_clock` moves it on, `run_clock` lets
+    /// it run again.
+    pub fn stop_clock(&self) {
+        let mut st = self.lock();
+        let now = st.tree.now();
+        st.tree.clock_stopped_at = Some(now);
+    }
+
+    /// Lets a stopped clock run again, from where it stopped.
+    pub fn run_clock(&self) {
+        let mut st = self.lock();
+        if let Some(at) = st.tree.clock_stopped_at.take() {
+            st.tree.clock_offset = at - crate::tree::now();
+        }
     }
 
     /// The simulated clock, unix seconds.

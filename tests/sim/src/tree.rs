@@ -204,6 +204,8 @@ pub(crate) struct Tree {
     pub record_changes: bool,
     /// Added to the wall clock, so tests can let hours pass.
     pub clock_offset: i64,
+    /// A stopped clock: every change happens at this second.
+    pub clock_stopped_at: Option<i64>,
 }
 
 pub fn now() -> i64 {
@@ -273,12 +275,15 @@ impl Tree {
             changes: Vec::new(),
             record_changes: true,
             clock_offset: 0,
+            clock_stopped_at: None,
         }
     }
 
-    /// The simulated clock: the wall clock plus the test-controlled offset.
+    /// The simulated clock: the wall clock plus the test-controlled offset,
+    /// unless it is stopped.
     pub fn now(&self) -> i64 {
-        now() + self.clock_offset
+        self.clock_stopped_at
+            .unwrap_or_else(|| now() + self.clock_offset)
     }
 
     /// A new, empty home folder for another user.
@@ -517,6 +522,7 @@ impl Tree {
                 let home = self.live_home(parent)?;
                 let stamp = self.bump();
                 let size = content.size();
+                let touched = mtime.is_some();
                 let mtime = mtime.unwrap_or(t);
                 let kind = Kind::File {
                     content,
@@ -530,9 +536,17 @@ impl Tree {
                     }
                     // An upload without OC-Checksum drops the old checksum, as File::put does.
                     let delta = size as i64 - node.size as i64;
+                    // Overwritten within the second of its last write, the
+                    // file keeps its etag, whatever its size: the scanner
+                    // reuses the cached etag while the storage mtime is
+                    // unchanged (seen on Nextcloud 32). Its folders still
+                    // get a new one.
+                    let same_second = !touched && node.mtime == t;
                     node.kind = kind;
                     node.size = size;
-                    node.stamp = stamp;
+                    if !same_second {
+                        node.stamp = stamp;
+                    }
                     node.mtime = mtime;
                     self.propagate(parent, stamp, t, delta);
                     self.log(home, ChangeKind::Changed, id, None, t);

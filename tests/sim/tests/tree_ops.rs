@@ -35,6 +35,7 @@ fn put_changes_every_ancestor_and_nothing_else() {
     let sim = nested();
     let before = by_path(&sim);
     let id = sim.fileid("/a/b/c/f.txt").unwrap();
+    sim.advance_clock(1);
     assert_eq!(
         sim.put("/a/b/c/f.txt", "1234567890").unwrap(),
         id,
@@ -56,11 +57,32 @@ fn put_changes_every_ancestor_and_nothing_else() {
     assert!(after["/a/b"].modified >= before["/a/b"].modified);
 }
 
+/// Nextcloud 32 keeps a file's etag when it is overwritten within the
+/// second of its last write, whatever its size; its folders change.
+#[test]
+fn an_overwrite_within_the_same_second_keeps_the_files_etag() {
+    let sim = nested();
+    sim.stop_clock();
+    sim.advance_clock(1);
+    sim.put("/a/b/c/f.txt", "first").unwrap();
+    let before = by_path(&sim);
+    sim.put("/a/b/c/f.txt", "a longer second").unwrap();
+    let after = by_path(&sim);
+    assert_eq!(before["/a/b/c/f.txt"].etag, after["/a/b/c/f.txt"].etag);
+    assert_eq!(after["/a/b/c/f.txt"].size, 15);
+    assert_ne!(before["/a/b/c"].etag, after["/a/b/c"].etag);
+    // A write with an explicit time (X-OC-MTime) is not one of them.
+    sim.put_with_mtime("/a/b/c/f.txt", "third", 1_700_000_000)
+        .unwrap();
+    assert_ne!(etag(&sim, "/a/b/c/f.txt"), after["/a/b/c/f.txt"].etag);
+}
+
 #[test]
 fn etags_have_the_real_formats_and_never_repeat() {
     let sim = nested();
     let mut seen = std::collections::HashSet::new();
     for i in 0..50 {
+        sim.advance_clock(1);
         sim.put("/a/b/c/f.txt", format!("v{i}")).unwrap();
         let file = etag(&sim, "/a/b/c/f.txt");
         let folder = etag(&sim, "/a/b");
