@@ -13,11 +13,22 @@ pub fn classify(record: &Record, known: Option<&Record>) -> Option<RecordChange>
     match known {
         None => Some(RecordChange::New(record.clone())),
         Some(k) if k == record => None,
-        Some(k) if !record.is_folder && k.etag != record.etag => {
+        Some(k) if !record.is_folder && content_changed(k, record) => {
             Some(RecordChange::ContentUpdated(record.clone()))
         }
         Some(_) => Some(RecordChange::MetadataUpdated(record.clone())),
     }
+}
+
+/// A file's etag alone does not say its content changed: Nextcloud keeps
+/// the etag of a file overwritten within the second of its last write (its
+/// scanner reuses the cached etag while the storage mtime is unchanged),
+/// even when the size differs. Any of these differing means new content.
+fn content_changed(known: &Record, record: &Record) -> bool {
+    known.etag != record.etag
+        || known.size != record.size
+        || known.modified != record.modified
+        || known.checksums != record.checksums
 }
 
 enum Write {
@@ -194,5 +205,58 @@ impl<'h, H: Host> Batcher<'h, H> {
             }
         }
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(etag: &str, size: u64, modified: i64) -> Record {
+        Record {
+            external_id: "7".into(),
+            parent_external_id: Some("1".into()),
+            path: "/a.txt".into(),
+            name: "a.txt".into(),
+            is_folder: false,
+            etag: etag.into(),
+            size,
+            mime_type: "text/plain".into(),
+            modified,
+            created: None,
+            permission_letters: "RGDNVW".into(),
+            permissions: Vec::new(),
+            owner_id: Some("alice".into()),
+            checksums: Vec::new(),
+        }
+    }
+
+    fn kind(change: Option<RecordChange>) -> &'static str {
+        match change {
+            None => "unchanged",
+            Some(RecordChange::New(_)) => "new",
+            Some(RecordChange::ContentUpdated(_)) => "content",
+            Some(RecordChange::MetadataUpdated(_)) => "metadata",
+            Some(RecordChange::Deleted(_)) => "deleted",
+        }
+    }
+
+    #[test]
+    fn new_content_shows_in_the_etag_the_size_the_time_or_a_checksum() {
+        let known = file("e1", 4, 100);
+        let same = |f: fn(&mut Record)| {
+            let mut r = known.clone();
+            f(&mut r);
+            kind(classify(&r, Some(&known)))
+        };
+        assert_eq!(same(|_| {}), "unchanged");
+        assert_eq!(same(|r| r.etag = "e2".into()), "content");
+        // Overwritten within the same second: same etag, other size.
+        assert_eq!(same(|r| r.size = 8), "content");
+        assert_eq!(same(|r| r.modified = 101), "content");
+        assert_eq!(same(|r| r.checksums = vec!["SHA1:ab".into()]), "content");
+        assert_eq!(same(|r| r.path = "/b.txt".into()), "metadata");
+        assert_eq!(same(|r| r.permission_letters = "SG".into()), "metadata");
+        assert_eq!(kind(classify(&known, None)), "new");
     }
 }

@@ -19,7 +19,10 @@
 //!   reports the checksum as `checksum` with `verified` none: the host, which
 //!   holds the whole file, must check it (the guest never reads host files).
 //! * **Changes.** The server's etag is reported; with `if_match` a different
-//!   (or missing) one refuses the download before any byte is written.
+//!   (or missing) one refuses the download before any byte is written. A
+//!   file's size that differs from the record's means another version too:
+//!   Nextcloud keeps a file's etag when it is overwritten within the second
+//!   of its last write.
 
 use std::io::Read;
 
@@ -90,17 +93,36 @@ fn etag_of<B>(response: &Response<B>) -> Option<String> {
         .filter(|e| !e.is_empty())
 }
 
-/// `bytes START-END/TOTAL` as (start, end inclusive).
-fn content_range<B>(response: &Response<B>) -> Option<(u64, u64)> {
+/// `bytes START-END/TOTAL` as (start, end inclusive, total when known).
+fn content_range<B>(response: &Response<B>) -> Option<(u64, u64, Option<u64>)> {
     let spec = response.header("Content-Range")?.trim();
     let (unit, rest) = spec.split_once(' ')?;
     if !unit.eq_ignore_ascii_case("bytes") {
         return None;
     }
-    let (range, _total) = rest.split_once('/')?;
+    let (range, total) = rest.split_once('/')?;
     let (start, end) = range.split_once('-')?;
     let (start, end) = (start.trim().parse().ok()?, end.trim().parse().ok()?);
-    (start <= end).then_some((start, end))
+    (start <= end).then_some((start, end, total.trim().parse().ok()))
+}
+
+/// The size of the whole file the answer is part of, when it says.
+fn file_size<B>(response: &Response<B>) -> Option<u64> {
+    match response.status {
+        206 => content_range(response).and_then(|(_, _, total)| total),
+        _ => response
+            .header("Content-Length")
+            .and_then(|l| l.trim().parse().ok()),
+    }
+}
+
+/// Whether the answer is of another version than the record's. The etag
+/// alone cannot say: Nextcloud keeps a file's etag when it is overwritten
+/// within the second of its last write, so a size that differs does too.
+fn other_version<B>(response: &Response<B>, record: &Record) -> bool {
+    let etag = etag_of(response);
+    let etag_differs = !record.etag.is_empty() && etag.is_some_and(|e| e != record.etag);
+    etag_differs || file_size(response).is_some_and(|size| size != record.size)
 }
 
 pub fn stream<H: Host>(
@@ -129,21 +151,21 @@ pub fn stream<H: Host>(
                         response.header("Content-Range")
                     )));
                 }
-                let etag = etag_of(&response);
-                let other_version =
-                    !record.etag.is_empty() && etag.as_deref().is_some_and(|e| e != record.etag);
-                if other_version {
+                let changed = other_version(&response, record);
+                if changed {
                     host.log(
                         Level::Info,
                         &format!(
-                            "{} changed since the held bytes were fetched (etag {} now, {} then); starting over",
+                            "{} changed since the held bytes were fetched (etag {}, {} bytes now; {}, {} bytes then); starting over",
                             record.path,
-                            etag.unwrap_or_default(),
-                            record.etag
+                            etag_of(&response).unwrap_or_default(),
+                            file_size(&response).map_or("?".into(), |s| s.to_string()),
+                            record.etag,
+                            record.size
                         ),
                     );
                 }
-                other_version
+                changed
             }
             416 => {
                 host.log(
@@ -199,13 +221,16 @@ pub fn stream<H: Host>(
         }
     }
     let etag = etag_of(&response);
+    let same_version = !other_version(&response, record);
     if let Some(wanted) = &options.if_match
-        && etag.as_deref() != Some(wanted.as_str())
+        && (etag.as_deref() != Some(wanted.as_str()) || !same_version)
     {
         return Err(Error::Content(match &etag {
             Some(got) => format!(
-                "{} changed on the server since the last sync (etag {got}, expected {wanted}); refusing to download it",
-                record.path
+                "{} changed on the server since the last sync (etag {got}, {} bytes; expected {wanted}, {} bytes); refusing to download it",
+                record.path,
+                file_size(&response).map_or("?".into(), |s| s.to_string()),
+                record.size
             ),
             None => format!(
                 "the server sent no etag for {}, so it cannot be shown to be unchanged (expected {wanted}); refusing to download it",
@@ -213,10 +238,10 @@ pub fn stream<H: Host>(
             ),
         }));
     }
-    let expected = expected_checksum(&response, record, etag.as_deref());
+    let expected = expected_checksum(&response, record, same_version);
     // Exactly this many bytes must arrive, when the server says.
     let length = if offset > 0 {
-        content_range(&response).map(|(start, end)| end - start + 1)
+        content_range(&response).map(|(start, end, _)| end - start + 1)
     } else {
         response
             .header("Content-Length")
@@ -268,13 +293,13 @@ pub fn stream<H: Host>(
 fn expected_checksum<B>(
     response: &Response<B>,
     record: &Record,
-    etag: Option<&str>,
+    same_version: bool,
 ) -> Option<Checksum> {
     let sent = checksum::parse_all(response.header("OC-Checksum"));
     if let Some(c) = checksum::preferred(&sent) {
         return Some(c.clone());
     }
-    if etag.is_some_and(|e| e == record.etag) {
+    if same_version && etag_of(response).is_some_and(|e| e == record.etag) {
         let known = checksum::parse_all(record.checksums.iter().map(String::as_str));
         return checksum::preferred(&known).cloned();
     }
@@ -536,11 +561,14 @@ mod tests {
         };
         // Same etag: the record's MD5 (lower-case name, several entries) is checked.
         let host = MemoryHost::new(server(body.clone(), "e1", None, false));
-        let record = file(
-            "/a.bin",
-            "e1",
-            &[&format!("sha256:00 {}", md5.to_lowercase())],
-        );
+        let record = Record {
+            size: 5000,
+            ..file(
+                "/a.bin",
+                "e1",
+                &[&format!("sha256:00 {}", md5.to_lowercase())],
+            )
+        };
         let info = stream(
             &host,
             &root(),
@@ -552,7 +580,10 @@ mod tests {
         assert_eq!(info.verified, Some(md5.clone()));
         // A wrong one fails.
         let host = MemoryHost::new(server(body.clone(), "e1", None, false));
-        let record = file("/a.bin", "e1", &["ADLER32:00000001"]);
+        let record = Record {
+            size: 5000,
+            ..file("/a.bin", "e1", &["ADLER32:00000001"])
+        };
         assert!(matches!(
             stream(&host, &root(), &record, &StreamOptions::default(), &mut Held::default()),
             Err(Error::Content(m)) if m.contains("checksum mismatch")
@@ -571,6 +602,52 @@ mod tests {
         .unwrap();
         assert_eq!((info.verified, info.checksum), (None, None));
         assert_eq!(info.etag.as_deref(), Some("e2"));
+    }
+
+    /// Nextcloud keeps a file's etag when it is overwritten within the
+    /// second of its last write: its size is what says it changed.
+    #[test]
+    fn a_size_other_than_the_records_is_another_version_under_the_same_etag() {
+        let body = content(200_000);
+        // Held bytes of a 150,000-byte version with the same etag.
+        let stale = Record {
+            size: 150_000,
+            ..file("/a.bin", "e1", &["ADLER32:00000001"])
+        };
+        let host = MemoryHost::new(server(body.clone(), "e1", None, true));
+        let mut held = Held {
+            bytes: body[..70_000].to_vec(),
+            ..Held::default()
+        };
+        let options = StreamOptions {
+            offset: 70_000,
+            if_match: None,
+        };
+        let info = stream(&host, &root(), &stale, &options, &mut held).unwrap();
+        assert_eq!(held.restarts, 1, "the resumed bytes are of another version");
+        assert_eq!(held.bytes, body);
+        assert!(!info.resumed);
+        assert_eq!(
+            info.checksum, None,
+            "the record's checksum is of the old version"
+        );
+
+        let host = MemoryHost::new(server(body, "e1", None, true));
+        let err = stream(
+            &host,
+            &root(),
+            &stale,
+            &StreamOptions {
+                offset: 0,
+                if_match: Some("e1".into()),
+            },
+            &mut Held::default(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, Error::Content(m) if m.contains("changed") && m.contains("150000")),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -604,10 +681,14 @@ mod tests {
             bytes: body[..70_000].to_vec(),
             ..Held::default()
         };
+        let record = Record {
+            size: 200_000,
+            ..file("/a.bin", "e1", &[])
+        };
         let info = stream(
             &host,
             &root(),
-            &file("/a.bin", "e1", &[]),
+            &record,
             &StreamOptions {
                 offset: 70_000,
                 if_match: None,

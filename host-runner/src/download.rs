@@ -80,7 +80,8 @@ pub struct DownloadReport {
     pub etag: Option<String>,
     /// The etag the records hold.
     pub record_etag: String,
-    /// The server's etag differs from the records': the file changed since the last sync.
+    /// The server's etag or the file's size differs from the records': the
+    /// file changed since the last sync.
     pub changed: bool,
     /// The checksum the content matched, e.g. `SHA1:…`.
     pub verified: Option<String>,
@@ -361,13 +362,18 @@ fn finish_report(
     delivered: Delivered,
     started: Instant,
 ) -> DownloadReport {
-    let changed = report.etag.as_deref().is_some_and(|e| e != record.etag);
+    // A size of its own says so too: Nextcloud keeps a file's etag when it
+    // is overwritten within the second of its last write.
+    let changed = report.etag.as_deref().is_some_and(|e| e != record.etag)
+        || delivered.total() != record.size;
     if changed {
         tracing::warn!(
-            "{} changed on the server since the last sync (etag {}, the records have {}); this is the current version; sync to update the records",
+            "{} changed on the server since the last sync (etag {}, {} bytes; the records have {}, {} bytes); this is the current version; sync to update the records",
             record.path,
             report.etag.as_deref().unwrap_or_default(),
-            record.etag
+            delivered.total(),
+            record.etag,
+            record.size
         );
     }
     DownloadReport {

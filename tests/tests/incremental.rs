@@ -264,6 +264,26 @@ fn grouped_activities_lose_nothing() {
     account.assert_mirrors_server();
 }
 
+/// Nextcloud keeps a file's etag when it is overwritten within the second
+/// of its last write (found on the real server): the new size still says
+/// the content changed, so the indexer hears `content_updated`.
+#[test]
+fn an_overwrite_within_the_same_second_is_new_content() {
+    let account = world();
+    let sim = account.sim();
+    sim.stop_clock();
+    sim.put("/Docs/fast.txt", "first").unwrap();
+    account.sync().unwrap();
+    let etag = sim.entry("/Docs/fast.txt").unwrap().etag;
+    sim.put("/Docs/fast.txt", "a longer second version")
+        .unwrap();
+    assert_eq!(sim.entry("/Docs/fast.txt").unwrap().etag, etag);
+    let report = account.sync().unwrap();
+    assert_eq!(report.mode, host_runner::SyncMode::Incremental);
+    assert_eq!(report.content_updated, 1, "{report:?}");
+    account.assert_mirrors_server();
+}
+
 #[test]
 fn a_new_folder_and_its_files_land_under_it_not_at_the_root() {
     let account = world();
