@@ -239,11 +239,11 @@ impl<R: BufRead> MultistatusReader<R> {
                     }
                 }
                 Event::Text(t) => {
-                    let text = t.decode().map_err(|e| ParseError::Xml(e.to_string()))?;
+                    let text = t.decode().map_err(|_| not_utf8())?;
                     self.push_text(&text)?;
                 }
                 Event::CData(c) => {
-                    let text = c.decode().map_err(|e| ParseError::Xml(e.to_string()))?;
+                    let text = c.decode().map_err(|_| not_utf8())?;
                     self.push_text(&text)?;
                 }
                 Event::GeneralRef(r) => {
@@ -252,7 +252,7 @@ impl<R: BufRead> MultistatusReader<R> {
                             .map_err(xml_error)?
                             .ok_or_else(|| ParseError::Xml("empty character reference".into()))?
                     } else {
-                        let name = r.decode().map_err(|e| ParseError::Xml(e.to_string()))?;
+                        let name = r.decode().map_err(|_| not_utf8())?;
                         match name.as_ref() {
                             "amp" => '&',
                             "lt" => '<',
@@ -455,9 +455,17 @@ fn parse_status(line: &str) -> Result<u16, ParseError> {
         .ok_or_else(|| ParseError::Xml(format!("unreadable status line {line:?}")))
 }
 
+/// quick-xml's own message counts bytes from wherever the bytes it was
+/// decoding began, which depends on how the body arrived: one message for
+/// the same body however it was chunked.
+fn not_utf8() -> ParseError {
+    ParseError::Xml("text that is not valid UTF-8".into())
+}
+
 fn xml_error(e: quick_xml::Error) -> ParseError {
     match e {
         quick_xml::Error::Io(io) => ParseError::Body(io.to_string()),
+        quick_xml::Error::Encoding(_) => not_utf8(),
         quick_xml::Error::Syntax(quick_xml::errors::SyntaxError::InvalidBangMarkup) => {
             ParseError::Xml(e.to_string())
         }
@@ -496,6 +504,18 @@ mod tests {
                 _ => Ok(0),
             }
         }
+    }
+
+    /// Found by fuzzing: invalid UTF-8 in an attribute was reported at a
+    /// byte index that depended on how the body was chunked.
+    #[test]
+    fn bad_utf8_reads_the_same_however_the_body_arrives() {
+        let body = b"\xef\xbb\xbfml version=\"1.\xff.?><!DOC4us xmlns:d=\"DAV:\"<<d:response><d:href>&x;&amp;&#x41;";
+        let whole = parse(body);
+        let trickled: Result<Vec<DavEntry>, ParseError> =
+            MultistatusReader::new(BufReader::with_capacity(2, Trickle(body))).collect();
+        assert_eq!(whole, trickled);
+        assert!(whole.is_err());
     }
 
     #[test]
