@@ -18,6 +18,7 @@ use crate::sim::{Simulator, State};
 use crate::tree::{Kind, segments};
 use crate::view::{Ctx, UserView};
 use crate::walk::{Render, Walk};
+use crate::{audit, proppatch, write};
 
 /// Responses per chunk of a streamed multistatus (~250 KB of XML).
 const ENTRIES_PER_CHUNK: usize = 256;
@@ -58,18 +59,12 @@ pub async fn handle(
         "HEAD" => get(sim, me, &path, headers, true),
         "OPTIONS" => options(),
         // SEARCH is only answered at the DAV root (the search arbiter).
-        "SEARCH" => sabre_error(
-            StatusCode::NOT_IMPLEMENTED,
-            "Sabre\\DAV\\Exception\\NotImplemented",
-            "There was no plugin in the system that was willing to handle this SEARCH method.",
-        ),
-        other => sabre_error(
-            StatusCode::NOT_IMPLEMENTED,
-            "Sabre\\DAV\\Exception\\NotImplemented",
-            &format!(
-                "The simulator does not implement {other}; change its tree through the Simulator API"
-            ),
-        ),
+        "SEARCH" => write::not_implemented("SEARCH"),
+        "PUT" | "MKCOL" | "DELETE" | "MOVE" | "COPY" => {
+            write::handle(sim, me, method, &path, headers, body).await
+        }
+        "PROPPATCH" => proppatch::handle(sim, me, &target, &path, body).await,
+        other => write::not_implemented(other),
     }
 }
 
@@ -115,7 +110,7 @@ async fn parse_body(body: Body) -> Result<Selection, Resp> {
     })
 }
 
-fn multistatus_builder() -> axum::http::response::Builder {
+pub fn multistatus_builder() -> axum::http::response::Builder {
     builder(StatusCode::MULTI_STATUS)
         .header("Content-Security-Policy", CSP_DAV)
         .header(header::CONTENT_TYPE, XML_TYPE)
@@ -182,7 +177,7 @@ async fn propfind(
 }
 
 /// Whether `id` is on an unavailable external storage (it or a folder above it).
-fn unavailable(st: &State, id: u64) -> bool {
+pub fn unavailable(st: &State, id: u64) -> bool {
     let mut at = Some(id);
     while let Some(i) = at {
         if st.unavailable.contains(&i) {
@@ -194,7 +189,7 @@ fn unavailable(st: &State, id: u64) -> bool {
 }
 
 /// What Nextcloud answers for a path on an external storage it cannot reach.
-fn storage_unavailable() -> Resp {
+pub fn storage_unavailable() -> Resp {
     sabre_error(
         StatusCode::SERVICE_UNAVAILABLE,
         "Sabre\\DAV\\Exception\\ServiceUnavailable",
@@ -276,6 +271,12 @@ async fn foreign(
                 resp
             }
         }
+        // Nothing of another user's home may be changed.
+        (m, None) if !audit::is_read_method(m) => sabre_error(
+            StatusCode::FORBIDDEN,
+            "Sabre\\DAV\\Exception\\Forbidden",
+            "Permission denied to change another user's home",
+        ),
         _ => dummy_get(),
     }
 }

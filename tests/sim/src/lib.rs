@@ -1,10 +1,12 @@
 //! A Nextcloud 32.0.1 simulator: a real HTTP server on loopback whose WebDAV
-//! (PROPFIND, GET, SEARCH), OCS (capabilities, user, Activity v2, Share API)
-//! answers have the shape of the real server's (see
+//! (PROPFIND, GET, SEARCH, and the writes), OCS (capabilities, user,
+//! Activity v2, Share API, app passwords) answers have the shape of the real server's (see
 //! `tests/fixtures/nextcloud-32/`), over an in-memory tree of one or
 //! more users that tests change through [`Simulator`] and [`SimUser`].
 
 mod activity;
+mod apppassword;
+mod audit;
 mod content;
 mod dav;
 mod encode;
@@ -15,6 +17,7 @@ mod http;
 mod json;
 
 mod ocs;
+mod proppatch;
 mod props;
 mod sample;
 mod search;
@@ -25,6 +28,7 @@ mod time;
 mod tree;
 mod view;
 mod walk;
+mod write;
 
 pub use error::SimError;
 pub use fault::{Canned, FaultCounts, Faults, Gate, Intercept, Rewrite};

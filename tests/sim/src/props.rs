@@ -9,6 +9,7 @@ use quick_xml::reader::NsReader;
 
 use crate::content::{has_preview, mime_for};
 use crate::encode::xml_text;
+use crate::proppatch::NodeProps;
 use crate::tree::{Kind, Node};
 
 pub const NS_DAV: &str = "DAV:";
@@ -269,6 +270,8 @@ pub struct NodeView<'a> {
     pub upload_time_known: bool,
     /// The root of a received share's mount.
     pub mount_root: bool,
+    /// What this user stored on the node by PROPPATCH, if anything.
+    pub stored: Option<&'a NodeProps>,
 }
 
 pub const INSTANCE_ID: &str = "ocsim00001";
@@ -388,7 +391,11 @@ fn write_known(out: &mut String, k: Known, node: &Node, nv: &NodeView, id: u64) 
                 out.push_str("</oc:checksum>");
             }
         }
-        Known::Favorite => out.push('0'),
+        Known::Favorite => out.push(if nv.stored.is_some_and(|p| p.favorite) {
+            '1'
+        } else {
+            '0'
+        }),
         Known::IsMountRoot => out.push_str(if nv.mount_root { "true" } else { "false" }),
         Known::HasPreview => {
             let yes = !node.is_folder() && has_preview(mime_for(&node.name));
@@ -403,7 +410,7 @@ fn write_known(out: &mut String, k: Known, node: &Node, nv: &NodeView, id: u64) 
 
 /// An empty element for a 404 propstat; unknown namespaces are declared on
 /// the element itself, as Sabre's writer does.
-fn write_empty(out: &mut String, p: &Prop, adhoc: &mut Vec<String>) {
+pub fn write_empty(out: &mut String, p: &Prop, adhoc: &mut Vec<String>) {
     let (ns, local) = match p {
         Prop::Known(k) => {
             let e = KNOWN
@@ -426,6 +433,19 @@ fn write_empty(out: &mut String, p: &Prop, adhoc: &mut Vec<String>) {
     }
 }
 
+/// A dead property PROPPATCH stored, named as `write_empty` names it.
+fn write_dead(out: &mut String, ns: &str, local: &str, value: &str, adhoc: &mut Vec<String>) {
+    let mut open = String::new();
+    write_empty(&mut open, &Prop::from_name(ns, local), adhoc);
+    // `<x1:a xmlns:x1="…"/>` → `<x1:a xmlns:x1="…">value</x1:a>`.
+    let open = open.strip_suffix("/>").unwrap_or(&open);
+    let name = open[1..].split(' ').next().unwrap_or(local);
+    out.push_str(open);
+    out.push('>');
+    xml_text(out, value);
+    let _ = write!(out, "</{name}>");
+}
+
 /// The prefix Sabre's writer makes up for a namespace the root element does
 /// not declare: `x1`, `x2`, … in the order they come up in a response.
 fn adhoc_prefix(adhoc: &mut Vec<String>, ns: &str) -> String {
@@ -439,7 +459,7 @@ fn adhoc_prefix(adhoc: &mut Vec<String>, ns: &str) -> String {
     format!("x{idx}")
 }
 
-fn propstat(out: &mut String, inner: &str, status: &str) {
+pub fn propstat(out: &mut String, inner: &str, status: &str) {
     if inner.is_empty() {
         return;
     }
@@ -491,6 +511,13 @@ pub fn write_response(
                     }
                     Prop::Known(k) if available(*k, node) => {
                         write_known(&mut found, *k, node, nv, id)
+                    }
+                    Prop::Other { ns, local } => {
+                        let key = (ns.clone(), local.clone());
+                        match nv.stored.and_then(|s| s.dead.get(&key)) {
+                            Some(value) => write_dead(&mut found, ns, local, value, &mut adhoc),
+                            None => write_empty(&mut missing, p, &mut adhoc),
+                        }
                     }
                     _ => write_empty(&mut missing, p, &mut adhoc),
                 }

@@ -18,7 +18,7 @@ use crate::encode::href_segment;
 use crate::fault::{self, Early, InterceptAction, RequestInfo, ResetConnection};
 use crate::http::{Auth, Resp, builder, check_auth, dav_unauthorized, finish, sabre_error};
 use crate::sim::{RequestLog, SimOptions, Simulator};
-use crate::{activity, ocs, search, share};
+use crate::{activity, apppassword, ocs, search, share};
 
 pub struct Server {
     base_url: String,
@@ -238,6 +238,9 @@ async fn route(
             let base = base_url(headers, &opts.subpath);
             return share::api::handle(sim, me, method, rest, query, headers, &bytes, &base);
         }
+        if let Some(resp) = apppassword::handle(sim, me, method, ocs_path, query, headers) {
+            return resp;
+        }
         return ocs::not_found(query, headers, user);
     }
     if path == "/remote.php/webdav"
@@ -274,12 +277,12 @@ async fn route(
 }
 
 /// `path` below `prefix` when `prefix` is a whole leading directory of it.
-fn strip_prefix_dir<'p>(path: &'p str, prefix: &str) -> Option<&'p str> {
+pub fn strip_prefix_dir<'p>(path: &'p str, prefix: &str) -> Option<&'p str> {
     let rest = path.strip_prefix(prefix)?;
     (rest.is_empty() || rest.starts_with('/')).then_some(if rest.is_empty() { "/" } else { rest })
 }
 
-fn dav_target(path: &str, subpath: &str, own_user: &str) -> Option<Target> {
+pub fn dav_target(path: &str, subpath: &str, own_user: &str) -> Option<Target> {
     if let Some(rest) = strip_prefix_dir(path, "/remote.php/webdav") {
         return Some(Target {
             href_base: format!("{subpath}/remote.php/webdav/"),

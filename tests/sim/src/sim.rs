@@ -6,9 +6,11 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::activity::{ActivityLog, FileAction};
+use crate::audit::is_write;
 use crate::content::Content;
 use crate::error::SimError;
 use crate::fault::{Canned, FaultCounts, Faults, Intercept};
+use crate::proppatch::PropStore;
 use crate::share::{PERMISSION_CREATE, PERMISSION_DELETE, PERMISSION_UPDATE, ShareWith};
 use crate::tree::{Change, Op, SimEntry, Tree, segments};
 use crate::view::{Ctx, UserView};
@@ -117,6 +119,13 @@ pub(crate) struct State {
     pub activity: ActivityLog,
     pub requests: Vec<RequestLog>,
     pub request_count: u64,
+    /// Every attempted write (see [`Simulator::writes`]); not cleared by
+    /// `reset_requests`, so nothing a test did before can hide one.
+    pub writes: Vec<RequestLog>,
+    /// Favorites and dead properties set by PROPPATCH.
+    pub props: PropStore,
+    /// App passwords handed out by rotation, for fresh deterministic ones.
+    pub passwords_issued: u64,
     /// Injected faults and hostile answers.
     pub faults: crate::fault::FaultState,
     /// Folders (fileids) that are unavailable external storages.
@@ -134,8 +143,12 @@ impl State {
         self.users.iter().position(|u| u.spec.user_id == id)
     }
 
-    /// The user a `login:password` pair authenticates, if any.
+    /// The user a `login:password` pair authenticates, if any. An empty
+    /// app password is a deleted one and never matches.
     pub fn authenticate(&self, login: &str, password: &str) -> Option<usize> {
+        if password.is_empty() {
+            return None;
+        }
         self.users
             .iter()
             .position(|u| u.spec.login == login && u.spec.app_password == password)
@@ -445,6 +458,9 @@ impl Simulator {
                 activity: ActivityLog::default(),
                 requests: Vec::new(),
                 request_count: 0,
+                writes: Vec::new(),
+                props: PropStore::new(),
+                passwords_issued: 0,
                 faults: Default::default(),
                 unavailable: Default::default(),
             })),
@@ -590,7 +606,29 @@ impl Simulator {
     pub(crate) fn record(&self, entry: RequestLog) {
         let mut st = self.lock();
         st.request_count += 1;
+        if is_write(&entry.method, &entry.path) {
+            st.writes.push(entry.clone());
+        }
         st.requests.push(entry);
+    }
+
+    /// Every request that reached the server and could have written —
+    /// any method but GET, HEAD, PROPFIND, SEARCH, REPORT and OPTIONS, plus
+    /// `core/getapppassword` — whether it succeeded or not, as
+    /// `"METHOD /raw/path?query STATUS"` (status 0: an injected reset).
+    pub fn writes(&self) -> Vec<String> {
+        self.lock()
+            .writes
+            .iter()
+            .map(|w| format!("{} {} {}", w.method, w.path, w.status))
+            .collect()
+    }
+
+    /// Changes whenever the tree (trash included), the shares, the
+    /// favorites and dead properties, or any app password change; compare
+    /// before and after to prove a client changed nothing.
+    pub fn state_fingerprint(&self) -> u64 {
+        self.lock().fingerprint()
     }
 
     // --- faults -----------------------------------------------------------------

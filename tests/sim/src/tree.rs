@@ -5,6 +5,7 @@
 //! node's own etag and mtime, as `Cache::move` does.
 
 use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
 use std::ops::Index;
 use std::sync::Arc;
 
@@ -389,6 +390,32 @@ impl Tree {
             .filter(|(h, _)| *h == home)
             .map(|(_, c)| c.clone())
             .collect()
+    }
+
+    /// Feeds every node (live or trashed), the trash and the counters into
+    /// `h`, for [`State::fingerprint`](crate::sim::State).
+    pub fn hash_state(&self, h: &mut impl Hasher) {
+        (self.next_id, self.next_stamp, &self.homes).hash(h);
+        for n in &self.nodes.v {
+            (&n.name, n.parent, n.stamp, n.mtime, n.size).hash(h);
+            match &n.kind {
+                Kind::Folder { children } => children.hash(h),
+                Kind::File {
+                    content,
+                    checksum,
+                    upload_time,
+                } => {
+                    (checksum, upload_time).hash(h);
+                    match content {
+                        Content::Bytes(b) => b.hash(h),
+                        Content::Synthetic { seed, size } => (seed, size).hash(h),
+                    }
+                }
+            }
+        }
+        for (id, t) in &self.trash {
+            (id, &t.original_path, t.home).hash(h);
+        }
     }
 
     /// The stamp the next mutation will get; a cheap source of fresh seeds.

@@ -277,6 +277,11 @@ impl<'s> UserView<'s> {
     /// extended columns (`oc_filecache_extended`).
     pub fn node_view(&self, id: u64, node: &Node, ctx: Ctx, seen: Seen) -> NodeView<'_> {
         let upload_time_known = seen != Seen::Searched && !matches!(ctx, Ctx::MountRoot(_));
+        let stored = self
+            .st
+            .props
+            .get(&self.user.spec.user_id)
+            .and_then(|m| m.get(&id));
         match ctx.share().and_then(|s| self.mount(s)) {
             None => {
                 let (etag, size, mtime) = match (&self.root_override, id == self.root()) {
@@ -295,6 +300,7 @@ impl<'s> UserView<'s> {
                     size,
                     mtime,
                     upload_time_known,
+                    stored,
                 }
             }
             Some(m) => {
@@ -317,6 +323,7 @@ impl<'s> UserView<'s> {
                     size: None,
                     mtime: None,
                     upload_time_known,
+                    stored,
                 }
             }
         }

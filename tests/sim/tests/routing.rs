@@ -132,14 +132,14 @@ fn bad_percent_encoding_is_rejected_and_plus_stays_plus() {
 fn unsupported_methods_and_paths() {
     let server = sample_server();
     let auth = alice();
-    let put = request(
-        "PUT",
-        &dav_url(&server, "new.txt"),
+    let trace = request(
+        "TRACE",
+        &dav_url(&server, "Documents/"),
         &[("Authorization", &auth)],
-        b"x",
+        b"",
     );
-    assert_eq!(put.status, 501);
-    assert!(server.simulator().fileid("/new.txt").is_none());
+    assert_eq!(trace.status, 501);
+    assert!(trace.body.contains("willing to handle this TRACE method"));
     let options = request(
         "OPTIONS",
         &dav_url(&server, ""),
