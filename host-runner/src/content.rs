@@ -5,6 +5,11 @@
 //! was given) or a file, which may already hold the first bytes of the
 //! content (a partial download being resumed) and can be emptied when the
 //! connector says the content starts over.
+//!
+//! A destination may have a limit: the size the records give the content.
+//! The connector is not trusted to stop there, so the destination refuses a
+//! write past it and remembers that it did, for the host to fail the
+//! transfer even when the connector goes on as if nothing happened.
 
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
@@ -24,6 +29,10 @@ pub struct Destination {
     /// Bytes written since the start or the last restart.
     written: u64,
     restarted: bool,
+    /// The most bytes of content the destination takes.
+    limit: Option<u64>,
+    /// Whether a write past `limit` was refused.
+    overflowed: bool,
     on_progress: Option<OnProgress>,
 }
 
@@ -36,6 +45,8 @@ pub struct Delivered {
     pub held: u64,
     /// Whether the connector started the content over.
     pub restarted: bool,
+    /// Whether the connector tried to write more than the limit.
+    pub overflowed: bool,
 }
 
 impl Delivered {
@@ -53,6 +64,8 @@ impl Destination {
             held: 0,
             written: 0,
             restarted: false,
+            limit: None,
+            overflowed: false,
             on_progress: None,
         }
     }
@@ -74,8 +87,16 @@ impl Destination {
             held,
             written: 0,
             restarted: false,
+            limit: None,
+            overflowed: false,
             on_progress: None,
         })
+    }
+
+    /// Refuses any write that would make the content longer than `max` bytes.
+    pub fn limit(mut self, max: u64) -> Destination {
+        self.limit = Some(max);
+        self
     }
 
     /// Calls `f` with the bytes held after every write and restart.
@@ -92,6 +113,15 @@ impl Destination {
     }
 
     pub fn write_chunk(&mut self, chunk: &[u8]) -> Result<(), String> {
+        let after = self.held + self.written + chunk.len() as u64;
+        if let Some(max) = self.limit
+            && after > max
+        {
+            self.overflowed = true;
+            return Err(format!(
+                "the content is longer than the {max} bytes the records give it; if the file grew since the last sync, sync and download again"
+            ));
+        }
         let result = match &mut self.sink {
             Sink::Stream(w) => w.write_all(chunk),
             Sink::File(f) => f.write_all(chunk),
@@ -136,6 +166,7 @@ impl Destination {
             written: self.written,
             held: self.held,
             restarted: self.restarted,
+            overflowed: self.overflowed,
         })
     }
 
@@ -168,7 +199,8 @@ mod tests {
             Delivered {
                 written: 5,
                 held: 6,
-                restarted: false
+                restarted: false,
+                overflowed: false
             }
         );
         assert_eq!(done.total(), 11);
@@ -200,6 +232,28 @@ mod tests {
         d.write_chunk(b"x").unwrap();
         let err = d.restart().unwrap_err();
         assert!(err.contains("cannot start over"), "{err}");
+    }
+
+    #[test]
+    fn a_limited_destination_refuses_what_goes_past_it_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.part");
+        std::fs::write(&path, b"held").unwrap();
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        let mut d = Destination::file(file).unwrap().limit(10);
+        d.write_chunk(b"123456").unwrap();
+        let err = d.write_chunk(b"7").unwrap_err();
+        assert!(err.contains("longer than the 10 bytes"), "{err}");
+        // A restart empties the file, not the memory of the refusal.
+        d.restart().unwrap();
+        d.write_chunk(b"0123456789").unwrap();
+        let done = d.finish().unwrap();
+        assert!(done.overflowed);
+        assert_eq!(std::fs::read(&path).unwrap(), b"0123456789");
+
+        let mut d = Destination::new(Vec::new()).limit(3);
+        d.write_chunk(b"abc").unwrap();
+        assert!(!d.finish().unwrap().overflowed, "exactly the limit is fine");
     }
 
     #[test]

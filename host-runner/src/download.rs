@@ -18,6 +18,13 @@
 //! * On failure `OUT.part` is removed, except with `--resume` when the
 //!   failure says nothing against the bytes already written (a broken
 //!   connection, a timeout, a server error): then it is kept to resume from.
+//!
+//! The record (its name, path and size) is whatever the connector committed,
+//! so none of it is trusted: the file name is the last segment of a path the
+//! host checks, never the record's `name`; the content may not outgrow the
+//! record's size; names are escaped before they reach a terminal. The files
+//! beside the output are created private and afresh and opened without
+//! following a symbolic link another user may have planted in their place.
 
 use crate::commands::{RunOptions, StreamReport, stream_into};
 use crate::config::Config;
@@ -25,11 +32,13 @@ use crate::content::{Delivered, Destination};
 use crate::error::{Error, Result};
 use crate::model::Record;
 use crate::progress::ByteProgress;
+use crate::render::printable;
 use crate::store::Store;
 use connector::checksum::{self, Checksum};
 use serde::Serialize;
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{ErrorKind, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -45,9 +54,9 @@ pub enum Select {
 /// Where the content goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
-    /// The record's name in the current directory.
+    /// The record's file name in the current directory.
     Default,
-    /// A file, or a directory to put the record's name in.
+    /// A file, or a directory to put the record's file name in.
     File(PathBuf),
     Stdout,
 }
@@ -107,14 +116,16 @@ pub fn find_record(config: &Config, select: &Select) -> Result<Record> {
             .flatten()
             .ok_or_else(|| {
                 Error::Config(format!(
-                    "no known record has the id `{id}`; `host-runner records` lists them (sync first if it changed)"
+                    "no known record has the id `{}`; `host-runner records` lists them (sync first if it changed)",
+                    printable(id)
                 ))
             }),
         Select::Path(path) => {
             let path = normalise_path(path);
             store.lookup_path(&path)?.ok_or_else(|| {
                 Error::Config(format!(
-                    "no known record has the path `{path}`; `host-runner records` lists them (sync first if it changed)"
+                    "no known record has the path `{}`; `host-runner records` lists them (sync first if it changed)",
+                    printable(&path)
                 ))
             })
         }
@@ -125,6 +136,51 @@ pub fn find_record(config: &Config, select: &Select) -> Result<Record> {
 fn normalise_path(path: &str) -> String {
     let trimmed = path.trim_matches('/');
     format!("/{trimmed}")
+}
+
+/// The name a record's content is saved under when no file is given: the
+/// last segment of its path, once the path passes the rule the sink holds
+/// paths to (`runtime::host`: `/`-separated segments, none empty, `.`, `..`
+/// or holding a NUL), and only if it is a plain file name. `storage.put`
+/// stores records unchecked and `name` is never checked, so both come from
+/// the connector as it likes: `../x` or `/home/user/.bashrc` would write
+/// outside the chosen folder, and a control character would end up in the
+/// file name and in every message naming it.
+fn file_name(record: &Record) -> Result<&str> {
+    let refuse = |why: &str| {
+        Error::Guest(format!(
+            "record {} has the path `{}`, which {why}; it gives no safe file name. Name the output file with `-o FILE`",
+            printable(&record.external_id),
+            printable(&record.path)
+        ))
+    };
+    let segments = record
+        .path
+        .strip_prefix('/')
+        .ok_or_else(|| refuse("does not start with `/`"))?;
+    if segments.is_empty() {
+        return Err(refuse("is the root of the account"));
+    }
+    if segments
+        .split('/')
+        .any(|s| s.is_empty() || s == "." || s == ".." || s.contains('\0'))
+    {
+        return Err(refuse("has an empty, `.` or `..` segment or a NUL"));
+    }
+    let name = segments.rsplit_once('/').map_or(segments, |(_, last)| last);
+    if name.contains('\\') {
+        return Err(refuse("ends in a name with a backslash"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(refuse("ends in a name with a control character"));
+    }
+    Ok(name)
+}
+
+/// `dir/NAME`: a record's file name only ever lands in the folder the user
+/// chose (or the current one, for `dir` empty).
+fn in_folder(record: &Record, dir: &Path) -> Result<PathBuf> {
+    Ok(dir.join(file_name(record)?))
 }
 
 /// `OUT.part`, `OUT.part.etag`.
@@ -150,7 +206,7 @@ pub fn download(
     if record.is_folder {
         return Err(Error::Config(format!(
             "`{}` is a folder; only files can be downloaded (`host-runner records` lists what is in it)",
-            record.path
+            printable(&record.path)
         )));
     }
     let if_match = options.if_match.then(|| record.etag.clone());
@@ -163,12 +219,13 @@ pub fn download(
             }
             let bar = options
                 .progress
-                .then(|| ByteProgress::for_stderr(&record.name, record.size))
+                .then(|| ByteProgress::for_stderr(&printable(&record.name), record.size))
                 .flatten();
             let mut destination = Destination::new(std::io::BufWriter::with_capacity(
                 1 << 16,
                 std::io::stdout(),
-            ));
+            ))
+            .limit(record.size);
             if let Some(bar) = &bar {
                 let bar = bar.bar();
                 destination = destination.on_progress(move |n| bar.set_position(n));
@@ -176,22 +233,27 @@ pub fn download(
             let (report, delivered) =
                 stream_into(config, run, record.clone(), destination, 0, if_match)?;
             drop(bar);
+            check_within_size(&record, &delivered)?;
             return Ok(finish_report(&record, None, report, delivered, started));
         }
-        Output::Default => PathBuf::from(&record.name),
-        Output::File(p) if p.is_dir() => p.join(&record.name),
+        Output::Default => in_folder(&record, Path::new(""))?,
+        Output::File(p) if p.is_dir() => in_folder(&record, p)?,
         Output::File(p) => p.clone(),
     };
     let part = with_suffix(&out, ".part");
     let note = with_suffix(&out, ".part.etag");
     let (file, offset) = open_partial(&record, &part, &note, options.resume)?;
-    std::fs::write(&note, &record.etag).map_err(storage("cannot write", &note))?;
+    create_private(&note)
+        .and_then(|mut f| f.write_all(record.etag.as_bytes()))
+        .map_err(storage("cannot write", &note))?;
 
     let bar = options
         .progress
-        .then(|| ByteProgress::for_stderr(&record.name, record.size))
+        .then(|| ByteProgress::for_stderr(&printable(&record.name), record.size))
         .flatten();
-    let mut destination = Destination::file(file).map_err(storage("cannot use", &part))?;
+    let mut destination = Destination::file(file)
+        .map_err(storage("cannot use", &part))?
+        .limit(record.size);
     if let Some(bar) = &bar {
         let bar = bar.bar();
         bar.set_position(offset);
@@ -199,6 +261,7 @@ pub fn download(
     }
     let result = stream_into(config, run, record.clone(), destination, offset, if_match).and_then(
         |(report, delivered)| {
+            check_within_size(&record, &delivered)?;
             check_consistent(&report, &delivered, offset)?;
             let verified = verify_resumed(&record, &report, &part)?;
             Ok((StreamReport { verified, ..report }, delivered))
@@ -210,7 +273,7 @@ pub fn download(
         Err(e) => return Err(give_up(e, &part, &note, options.resume)),
     };
     let finished = (|| {
-        File::open(&part)
+        open_regular(&part, OpenOptions::new().read(true))
             .and_then(|f| f.sync_all())
             .map_err(storage("cannot sync", &part))?;
         std::fs::rename(&part, &out)
@@ -233,26 +296,25 @@ pub fn download(
 
 /// The partial file to write into and how many bytes of it to keep.
 fn open_partial(record: &Record, part: &Path, note: &Path, resume: bool) -> Result<(File, u64)> {
-    if resume && part.is_file() {
-        let noted = std::fs::read_to_string(note).ok();
+    if resume
+        && let Some(file) = open_existing(part, OpenOptions::new().write(true))
+            .map_err(storage("cannot open", part))?
+    {
+        let noted = read_note(note);
         let same_version = noted.as_deref().is_none_or(|e| e.trim() == record.etag);
-        let file = OpenOptions::new()
-            .write(true)
-            .open(part)
-            .map_err(storage("cannot open", part))?;
         let held = file.metadata().map_err(storage("cannot read", part))?.len();
         if same_version {
             if held > 0 {
-                tracing::info!("resuming {} after {held} bytes", record.path);
+                tracing::info!("resuming {} after {held} bytes", printable(&record.path));
             }
             return Ok((file, held));
         }
         tracing::info!(
             "`{}` holds an older version of {} (etag {}, now {}); starting over",
             part.display(),
-            record.path,
-            noted.unwrap_or_default().trim(),
-            record.etag
+            printable(&record.path),
+            printable(noted.unwrap_or_default().trim()),
+            printable(&record.etag)
         );
         file.set_len(0).map_err(storage("cannot empty", part))?;
         return Ok((file, 0));
@@ -266,8 +328,77 @@ fn open_partial(record: &Record, part: &Path, note: &Path, resume: bool) -> Resu
             dir.display()
         )));
     }
-    let file = File::create(part).map_err(storage("cannot create", part))?;
+    let file = create_private(part).map_err(storage("cannot create", part))?;
     Ok((file, 0))
+}
+
+/// The etag `OUT.part.etag` notes, if it is a readable note: a few bytes of
+/// a regular file (a symlink to `/dev/zero` would never end).
+fn read_note(note: &Path) -> Option<String> {
+    let file = open_existing(note, OpenOptions::new().read(true)).ok()??;
+    let mut noted = String::new();
+    file.take(1024).read_to_string(&mut noted).ok()?;
+    Some(noted)
+}
+
+/// Creates `path` afresh, readable by this user only. Whatever was there (a
+/// stale partial file, or a symlink planted to make this process write
+/// elsewhere) is unlinked, never followed; `create_new` fails rather than
+/// follow one put back in between.
+fn create_private(path: &Path) -> std::io::Result<File> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+/// [`open_regular`], or `None` when nothing is there.
+fn open_existing(path: &Path, options: &mut OpenOptions) -> std::io::Result<Option<File>> {
+    match open_regular(path, options) {
+        Ok(file) => Ok(Some(file)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Opens `path` only if it is a regular file: a symlink is not followed and
+/// anything else is refused; `O_NONBLOCK` keeps a FIFO planted in its place
+/// from blocking the open (it means nothing to a regular file).
+fn open_regular(path: &Path, options: &mut OpenOptions) -> std::io::Result<File> {
+    let file = options
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => {
+                std::io::Error::other("it is a symbolic link, which is not followed")
+            }
+            _ => e,
+        })?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("it is not a regular file"));
+    }
+    Ok(file)
+}
+
+/// The content may not outgrow the record: the destination refused what
+/// went past its size, and a connector that carried on regardless fails
+/// here. (The real connector gives up at the refusal: the file grew since
+/// the last sync.)
+fn check_within_size(record: &Record, delivered: &Delivered) -> Result<()> {
+    if delivered.overflowed {
+        return Err(Error::Guest(format!(
+            "the connector went on writing past the {} bytes of {} after the destination refused; the download is discarded",
+            record.size,
+            printable(&record.path)
+        )));
+    }
+    Ok(())
 }
 
 /// The connector's account of the transfer must agree with the destination's.
@@ -306,13 +437,14 @@ fn verify_resumed(record: &Record, report: &StreamReport, part: &Path) -> Result
         tracing::warn!("the connector reported a checksum this host cannot read: {sum:?}");
         return Ok(None);
     };
-    let file = File::open(part).map_err(storage("cannot read", part))?;
+    let file =
+        open_regular(part, OpenOptions::new().read(true)).map_err(storage("cannot read", part))?;
     let reader = std::io::BufReader::with_capacity(1 << 16, file);
     match checksum::verify_reader(&expected, reader).map_err(storage("cannot read", part))? {
         Ok(()) => Ok(Some(expected.to_string())),
         Err(actual) => Err(Error::Server(format!(
             "content: checksum mismatch for {} after resuming: Nextcloud has {expected}, the whole file hashes to {actual}; the download is discarded",
-            record.path
+            printable(&record.path)
         ))),
     }
 }
@@ -369,10 +501,10 @@ fn finish_report(
     if changed {
         tracing::warn!(
             "{} changed on the server since the last sync (etag {}, {} bytes; the records have {}, {} bytes); this is the current version; sync to update the records",
-            record.path,
-            report.etag.as_deref().unwrap_or_default(),
+            printable(&record.path),
+            printable(report.etag.as_deref().unwrap_or_default()),
             delivered.total(),
-            record.etag,
+            printable(&record.etag),
             record.size
         );
     }
@@ -392,15 +524,16 @@ fn finish_report(
     }
 }
 
-/// One line for people.
+/// One line for people (a terminal, most likely: the path, output and
+/// checksum are escaped).
 pub fn render(report: &DownloadReport) -> String {
     let mut line = format!(
         "Downloaded {} ({})",
-        report.path,
+        printable(&report.path),
         crate::render::human_size(report.bytes)
     );
     if let Some(out) = &report.output {
-        line.push_str(&format!(" to {out}"));
+        line.push_str(&format!(" to {}", printable(out)));
     }
     if report.resumed {
         line.push_str(&format!(
@@ -409,7 +542,7 @@ pub fn render(report: &DownloadReport) -> String {
         ));
     }
     match &report.verified {
-        Some(sum) => line.push_str(&format!(", checksum {sum} verified")),
+        Some(sum) => line.push_str(&format!(", checksum {} verified", printable(sum))),
         None => line.push_str(", no checksum on the server to verify"),
     }
     if report.changed {
@@ -433,6 +566,69 @@ mod tests {
         assert_eq!(normalise_path("a/b c/"), "/a/b c");
         assert_eq!(normalise_path("/a"), "/a");
         assert_eq!(normalise_path("/"), "/");
+    }
+
+    fn record(path: &str, name: &str) -> Record {
+        Record {
+            external_id: "7".into(),
+            parent_external_id: None,
+            path: path.into(),
+            name: name.into(),
+            is_folder: false,
+            etag: "e".into(),
+            size: 1,
+            mime_type: "text/plain".into(),
+            modified: 0,
+            created: None,
+            permission_letters: String::new(),
+            permissions: vec![],
+            owner_id: None,
+            checksums: vec![],
+        }
+    }
+
+    #[test]
+    fn the_file_name_is_the_checked_paths_last_segment_never_the_name() {
+        for (path, want) in [
+            ("/a.txt", "a.txt"),
+            ("/Docs/Q1 résumé #1?.pdf", "Q1 résumé #1?.pdf"),
+            ("/home/x/.bashrc", ".bashrc"),
+            ("/a/...", "..."),
+            ("/a/ü 🎵", "ü 🎵"),
+        ] {
+            let r = record(path, "/home/user/.bashrc");
+            assert_eq!(file_name(&r).unwrap(), want, "{path}");
+            let dir = Path::new("/out");
+            assert_eq!(in_folder(&r, dir).unwrap().parent(), Some(dir), "{path}");
+        }
+    }
+
+    #[test]
+    fn paths_that_give_no_safe_file_name_are_refused() {
+        for path in [
+            "/",
+            "",
+            "a.txt",
+            "/../x",
+            "/a/..",
+            "/a/.",
+            "/a//b",
+            "/a/",
+            "/a\0b",
+            "/..\\x",
+            "/a\\b",
+            "/\x1b[2J",
+            "/tab\there",
+            "/del\x7f",
+            "/c1\u{9b}",
+            "/x\n",
+        ] {
+            let err = file_name(&record(path, "fine.txt")).unwrap_err();
+            assert_eq!(err.exit_code(), crate::error::exit_code::GUEST, "{path:?}");
+            let msg = err.to_string();
+            assert!(msg.contains("-o FILE"), "{msg}");
+            assert!(!msg.chars().any(char::is_control), "{msg:?}");
+        }
     }
 
     #[test]
@@ -470,6 +666,7 @@ mod tests {
             written,
             held,
             restarted,
+            overflowed: false,
         };
         assert!(check_consistent(&report(5, true), &delivered(5, 10, false), 10).is_ok());
         assert!(check_consistent(&report(15, false), &delivered(15, 0, true), 10).is_ok());

@@ -9,6 +9,7 @@
 use crate::error::{Error, Result};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Held while this process syncs the account; released on drop.
@@ -41,11 +42,13 @@ impl AccountLock {
         {
             std::fs::create_dir_all(dir).map_err(cannot)?;
         }
+        // Private like the database beside it.
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o600)
             .open(&path)
             .map_err(cannot)?;
         match file.try_lock() {
@@ -113,5 +116,14 @@ mod tests {
             AccountLock::path_for(&db).exists(),
             "the file stays; only the lock goes"
         );
+    }
+
+    #[test]
+    fn the_lock_file_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let lock = AccountLock::acquire(&dir.path().join("state.sqlite")).unwrap();
+        let mode = std::fs::metadata(lock.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     }
 }

@@ -4,6 +4,7 @@ use crate::commands::{ConnectionReport, SyncReport};
 use crate::store::SinkRecord;
 use crate::timefmt::rfc3339_utc;
 use serde::Serialize;
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// `1.5 MiB`.
@@ -19,6 +20,24 @@ pub fn human_size(bytes: u64) -> String {
         unit += 1;
     }
     format!("{value:.1} {}", UNITS[unit])
+}
+
+/// `s` with its control characters escaped (`\u{1b}`), for text bound for a
+/// terminal: names and paths come from the connector, and a raw escape
+/// sequence in one could clear the screen, retitle the window or hide lines.
+pub fn printable(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// `2024-05-01 12:00` (UTC).
@@ -74,7 +93,7 @@ pub fn record_tree(records: &[SinkRecord]) -> String {
     }
     let id_width = records
         .iter()
-        .map(|r| r.external_id.chars().count())
+        .map(|r| printable(&r.external_id).chars().count())
         .max()
         .unwrap_or(0)
         .max(2);
@@ -104,14 +123,14 @@ pub fn record_tree(records: &[SinkRecord]) -> String {
         let name = if r.path == "/" {
             "/".to_string()
         } else if r.is_folder {
-            format!("{}/", r.name)
+            format!("{}/", printable(&r.name))
         } else {
-            r.name.clone()
+            printable(&r.name).into_owned()
         };
         let _ = writeln!(
             out,
             "{:>id_width$}  {:<5}  {:>size_width$}  {:<16}  {}{}",
-            r.external_id,
+            printable(&r.external_id),
             r.permission.as_deref().unwrap_or("-"),
             size,
             short_time(r.modified),
@@ -162,8 +181,14 @@ pub fn sync_summary(r: &SyncReport) -> String {
     out
 }
 
+/// What the connector learnt of the account; every value came through it,
+/// so each is made printable.
 pub fn connection(base_url: &str, r: &ConnectionReport) -> String {
-    let mut out = format!("Connected to {base_url} as {}\n", r.user_id);
+    let mut out = format!(
+        "Connected to {} as {}\n",
+        printable(base_url),
+        printable(&r.user_id)
+    );
     for (label, value) in [
         ("user id", r.user_id.clone()),
         ("display name", r.display_name.clone()),
@@ -185,7 +210,7 @@ pub fn connection(base_url: &str, r: &ConnectionReport) -> String {
             format!("{} in {}", r.requests, seconds(r.duration_ms)),
         ),
     ] {
-        let _ = writeln!(out, "  {label:<15} {value}");
+        let _ = writeln!(out, "  {label:<15} {}", printable(&value));
     }
     out
 }
@@ -248,6 +273,23 @@ mod tests {
             "{text}"
         );
         assert_eq!(lines[5], "2 folders, 2 files");
+    }
+
+    #[test]
+    fn control_characters_are_escaped_for_the_terminal() {
+        assert!(matches!(printable("Q1 résumé 🎵.pdf"), Cow::Borrowed(_)));
+        assert_eq!(
+            printable("\x1b[2Jx\0\n\u{9b}\x7f"),
+            r"\u{1b}[2Jx\u{0}\u{a}\u{9b}\u{7f}"
+        );
+        let mut r = sink("\x1b]0;id\x07", "/\x1b[2J", false, 1);
+        r.name = "\x1b[2J".into();
+        let text = record_tree(&[r]);
+        assert!(!text.contains('\x1b') && !text.contains('\x07'), "{text:?}");
+        assert!(
+            text.contains(r"\u{1b}[2J") && text.contains(r"\u{1b}]0;id\u{7}"),
+            "{text}"
+        );
     }
 
     #[test]

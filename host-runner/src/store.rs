@@ -149,6 +149,17 @@ impl Store {
             })?;
         }
         let what = format!("database `{}`", path.display());
+        // Created here first, private to this user: the records name every
+        // file and who it is shared with. SQLite gives its `-wal` and `-shm`
+        // files the mode of the database file.
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| Error::Storage(format!("cannot create {what}: {e}")))?;
         let conn = Connection::open(path).map_err(storage_err(&what))?;
         Store::init(conn, &what)
     }

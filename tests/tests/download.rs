@@ -10,7 +10,7 @@ use host_runner::RunOptions;
 use host_runner::download::{DownloadOptions, DownloadReport, Output as Out, Select, download};
 use nextcloud_sim::SimOptions;
 use tests::download::{same_bytes, served, wait_with_peak_rss};
-use tests::{Account, PASSWORD, PASSWORD_ENV};
+use tests::{Account, PASSWORD, PASSWORD_ENV, rogue_wasm};
 
 fn checksum(algorithm: Algorithm, bytes: &[u8]) -> String {
     let mut h = Hasher::new(algorithm);
@@ -598,4 +598,253 @@ fn a_gibibyte_downloads_in_flat_memory() {
     let (length, body) = served(&account, "/big/one gibibyte.bin");
     assert_eq!(length, SIZE);
     assert_eq!(same_bytes(File::open(&out).unwrap(), body), Ok(SIZE));
+}
+
+/// An account whose records the hostile component committed (`bad-names`
+/// in `rogue-guest`): names and paths that would leave a download folder or
+/// drive a terminal, and `big`, whose content outgrows its 4 bytes.
+fn bad_names_account() -> Account {
+    let mut account = Account::new(SimOptions {
+        login: "bad-names".into(),
+        ..SimOptions::default()
+    });
+    account.component = rogue_wasm();
+    account.sync().expect("the rogue commits its records");
+    account
+}
+
+/// `host-runner download --id ID ARGS…` run in `cwd`.
+fn download_in(account: &Account, cwd: &Path, id: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_host-runner-e2e"))
+        .current_dir(cwd)
+        .args(["download", "--id", id])
+        .args(args)
+        .arg("--config")
+        .arg(&account.config_path)
+        .arg("--component")
+        .arg(&account.component)
+        .env(PASSWORD_ENV, PASSWORD)
+        .output()
+        .expect("host-runner runs")
+}
+
+/// Every entry under `dir`, relative, sorted (symlinks not followed).
+fn tree(dir: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            out.push(path.strip_prefix(root).unwrap().display().to_string());
+            if path.symlink_metadata().unwrap().is_dir() {
+                walk(root, &path, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn hostile_names_never_write_outside_the_chosen_folder() {
+    let account = bad_names_account();
+    // `root/out` is the chosen folder: `../x` would land in `root`.
+    let root = out_dir();
+    let out = root.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+
+    // The file name is the last segment of the path, never the `name`
+    // (`/home/x/.bashrc`).
+    let report = fetch(&account, &options(Select::Id("bashrc".into()), &out)).unwrap();
+    assert_eq!(
+        report.output.as_deref(),
+        Some(out.join(".bashrc").to_str().unwrap())
+    );
+    assert_eq!(std::fs::read(out.join(".bashrc")).unwrap(), b"rrrrrr");
+
+    for id in ["dotdot", "nul", "ansi", "backslash", "relative", "root"] {
+        // Into the folder, and into the current directory (no `-o`).
+        let err = fetch(&account, &options(Select::Id(id.into()), &out)).unwrap_err();
+        assert_eq!(err.exit_code(), 6, "{id}: {err}");
+        assert!(err.to_string().contains("-o FILE"), "{id}: {err}");
+        let output = download_in(&account, &out, id, &[]);
+        assert_eq!(output.status.code(), Some(6), "{id}: {}", text(&output));
+        assert!(
+            !text(&output).contains('\x1b'),
+            "{id}: a raw escape reached the terminal: {:?}",
+            text(&output)
+        );
+    }
+    let output = download_in(&account, &out, "ansi", &[]);
+    assert!(
+        text(&output).contains(r"/\u{1b}[2J\u{1b}]0;owned\u{7}"),
+        "{}",
+        text(&output)
+    );
+
+    // A file the user names is theirs to name, whatever the record's path.
+    let mine = out.join("mine.txt");
+    fetch(&account, &options(Select::Id("dotdot".into()), &mine)).unwrap();
+    assert_eq!(std::fs::read(&mine).unwrap(), b"rrrrrr");
+
+    assert_eq!(tree(root.path()), ["out", "out/.bashrc", "out/mine.txt"]);
+}
+
+#[test]
+fn hostile_names_are_escaped_in_the_records_tree() {
+    let account = bad_names_account();
+    let output = Command::new(env!("CARGO_BIN_EXE_host-runner-e2e"))
+        .arg("records")
+        .arg("--config")
+        .arg(&account.config_path)
+        .env(PASSWORD_ENV, PASSWORD)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let shown = text(&output);
+    assert!(!shown.contains('\x1b'), "{shown:?}");
+    assert!(shown.contains(r"\u{1b}[2J"), "{shown}");
+}
+
+#[test]
+fn content_past_the_records_size_is_refused() {
+    let account = bad_names_account();
+    let dir = out_dir();
+    // `big` is 4 bytes; the rogue writes a MiB more, ignoring the refusal,
+    // and reports only what the destination took.
+    let err = fetch(&account, &options(Select::Id("big".into()), dir.path())).unwrap_err();
+    assert_eq!(err.exit_code(), 6, "{err}");
+    assert!(
+        err.to_string().contains("past the 4 bytes of /big.bin"),
+        "{err}"
+    );
+    assert!(listing(dir.path()).is_empty(), "{:?}", listing(dir.path()));
+
+    let output = download_in(&account, dir.path(), "big", &["-o", "-"]);
+    assert_eq!(output.status.code(), Some(6), "{}", text(&output));
+    assert!(output.stdout.len() <= 4, "{} bytes", output.stdout.len());
+}
+
+#[test]
+fn a_file_that_grew_since_the_sync_downloads_once_synced() {
+    let account = Account::new(SimOptions::default());
+    account.sim().put("/a.txt", b"old\n".to_vec()).unwrap();
+    account.sync().unwrap();
+    account.sim().advance_clock(1);
+    account
+        .sim()
+        .put("/a.txt", b"new and longer\n".to_vec())
+        .unwrap();
+    let dir = out_dir();
+    let out = dir.path().join("a.txt");
+    let err = fetch(&account, &options(Select::Path("/a.txt".into()), &out)).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("longer than the 4 bytes") && msg.contains("sync"),
+        "{msg}"
+    );
+    assert!(listing(dir.path()).is_empty(), "{:?}", listing(dir.path()));
+    account.sync().unwrap();
+    fetch(&account, &options(Select::Path("/a.txt".into()), &out)).unwrap();
+    assert_eq!(std::fs::read(&out).unwrap(), b"new and longer\n");
+}
+
+#[test]
+fn symlinks_planted_beside_the_output_are_not_followed() {
+    use std::os::unix::fs::symlink;
+    let account = bad_names_account();
+    let root = out_dir();
+    let out = root.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let victim = root.path().join("victim");
+    std::fs::write(&victim, b"precious").unwrap();
+    let part = out.join(".bashrc.part");
+    let note = out.join(".bashrc.part.etag");
+    let fresh = root.path().join("fresh");
+
+    // A fresh download unlinks what is there and creates its own files.
+    symlink(&victim, &part).unwrap();
+    symlink(&fresh, &note).unwrap();
+    fetch(&account, &options(Select::Id("bashrc".into()), &out)).unwrap();
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    assert!(!fresh.exists());
+    assert_eq!(std::fs::read(out.join(".bashrc")).unwrap(), b"rrrrrr");
+
+    // Resuming refuses to continue anything but a regular file.
+    symlink(&victim, &part).unwrap();
+    let err = fetch(
+        &account,
+        &DownloadOptions {
+            resume: true,
+            ..options(Select::Id("bashrc".into()), &out)
+        },
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("symbolic link"), "{err}");
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    assert!(part.symlink_metadata().unwrap().is_symlink());
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn the_database_lock_and_partial_files_are_private() {
+    let account = Account::sample();
+    account.sync().unwrap();
+    let db = account.database();
+    assert_eq!(mode(&db), 0o600, "{}", db.display());
+    let lock = db.with_extension("sqlite.lock");
+    assert_eq!(mode(&lock), 0o600, "{}", lock.display());
+    let wal = db.with_extension("sqlite-wal");
+    if wal.exists() {
+        assert_eq!(mode(&wal), 0o600, "{}", wal.display());
+    }
+    // The partial file becomes the output: private too.
+    let dir = out_dir();
+    let out = dir.path().join("a.txt");
+    fetch(
+        &account,
+        &options(Select::Path("/Documents/readme.txt".into()), &out),
+    )
+    .unwrap();
+    assert_eq!(mode(&out), 0o600);
+}
+
+#[test]
+fn the_compiled_component_cache_is_private_or_unused() {
+    let account = bad_names_account();
+    let cache = out_dir();
+    let dir = cache.path().join("nextcloud-connector");
+    let run = || {
+        let output = Command::new(env!("CARGO_BIN_EXE_host-runner-e2e"))
+            .args(["download", "--id", "bashrc", "-o"])
+            .arg(cache.path().join("out.txt"))
+            .arg("--config")
+            .arg(&account.config_path)
+            .arg("--component")
+            .arg(&account.component)
+            .env(PASSWORD_ENV, PASSWORD)
+            .env("XDG_CACHE_HOME", cache.path())
+            .env("RUST_LOG", "host_runner=debug")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", text(&output));
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    run();
+    assert_eq!(mode(&dir), 0o700);
+    assert!(run().contains("loaded compiled component from"));
+
+    // A cache another user could write into is not read from.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let log = run();
+    assert!(
+        log.contains("not using the compiled-component cache")
+            && !log.contains("loaded compiled component from"),
+        "{log}"
+    );
 }

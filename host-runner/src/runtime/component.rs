@@ -3,8 +3,11 @@
 
 use crate::error::{Error, Result};
 use sha2::{Digest, Sha256};
+use std::ffi::OsString;
+use std::fs::{File, OpenOptions};
 use std::hash::{Hash, Hasher};
-use std::io::Write;
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use wasmtime::Engine;
 use wasmtime::component::Component;
@@ -154,18 +157,49 @@ impl Hasher for ShaHasher {
     }
 }
 
-/// Where compiled components are kept.
-pub fn cache_dir() -> PathBuf {
-    let base = std::env::var_os("XDG_CACHE_HOME")
+/// Where compiled components are kept, if anywhere.
+pub fn cache_dir() -> Option<PathBuf> {
+    cache_dir_in(std::env::var_os("XDG_CACHE_HOME"), std::env::var_os("HOME"))
+}
+
+/// `$XDG_CACHE_HOME/nextcloud-connector`, else `$HOME/.cache/…`, else none:
+/// a cached component is native code this process runs, and in a shared
+/// temp dir another local user could put one there first.
+fn cache_dir_in(xdg_cache_home: Option<OsString>, home: Option<OsString>) -> Option<PathBuf> {
+    let base = xdg_cache_home
         .filter(|p| !p.is_empty())
         .map(PathBuf::from)
         .or_else(|| {
-            std::env::var_os("HOME")
-                .filter(|p| !p.is_empty())
+            home.filter(|p| !p.is_empty())
                 .map(|h| PathBuf::from(h).join(".cache"))
-        })
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("nextcloud-connector")
+        })?;
+    Some(base.join("nextcloud-connector"))
+}
+
+/// The effective user id: what owns the files this process creates.
+fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Creates the cache directory (0700) if needed and checks that nobody else
+/// could have written into it: it belongs to this user and is not group or
+/// world writable. Otherwise the cache is not used at all.
+fn open_cache_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let meta = std::fs::metadata(dir)?;
+    if meta.uid() != euid() || meta.mode() & 0o022 != 0 {
+        return Err(std::io::Error::other(format!(
+            "`{}` belongs to uid {} with mode {:o}: another user could plant code in it",
+            dir.display(),
+            meta.uid(),
+            meta.mode() & 0o7777
+        )));
+    }
+    Ok(())
 }
 
 fn cache_key(engine: &Engine, wasm: &[u8]) -> String {
@@ -182,10 +216,20 @@ fn cache_key(engine: &Engine, wasm: &[u8]) -> String {
 pub fn load_component(engine: &Engine, path: &Path) -> Result<Component> {
     let wasm = std::fs::read(path)
         .map_err(|e| Error::Component(format!("cannot read `{}`: {e}", path.display())))?;
-    let dir = cache_dir();
-    let file = dir.join(format!("{}.cwasm", cache_key(engine, &wasm)));
-    let component = match read_cached(engine, &file) {
-        Some(c) => {
+    let file = cache_dir()
+        .filter(|dir| match open_cache_dir(dir) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!("not using the compiled-component cache: {e}");
+                false
+            }
+        })
+        .map(|dir| dir.join(format!("{}.cwasm", cache_key(engine, &wasm))));
+    let cached = file
+        .as_deref()
+        .and_then(|f| Some((f, read_cached(engine, f)?)));
+    let component = match cached {
+        Some((file, c)) => {
             tracing::debug!("loaded compiled component from {}", file.display());
             c
         }
@@ -198,7 +242,9 @@ pub fn load_component(engine: &Engine, path: &Path) -> Result<Component> {
                 ))
             })?;
             tracing::debug!("compiled {} in {:?}", path.display(), started.elapsed());
-            if let Err(e) = write_cached(&c, &dir, &file) {
+            if let Some(file) = &file
+                && let Err(e) = write_cached(&c, file)
+            {
                 tracing::debug!("could not cache the compiled component: {e}");
             }
             c
@@ -209,7 +255,16 @@ pub fn load_component(engine: &Engine, path: &Path) -> Result<Component> {
 }
 
 fn read_cached(engine: &Engine, file: &Path) -> Option<Component> {
-    let bytes = std::fs::read(file).ok()?;
+    let bytes = read_own(file)
+        .map_err(|e| {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::debug!(
+                    "compiled-component cache entry {} not used: {e}",
+                    file.display()
+                );
+            }
+        })
+        .ok()?;
     let (digest, code) = bytes.split_at_checked(32)?;
     if Sha256::digest(code).as_slice() != digest {
         tracing::warn!(
@@ -234,9 +289,30 @@ fn read_cached(engine: &Engine, file: &Path) -> Option<Component> {
     }
 }
 
-fn write_cached(component: &Component, dir: &Path, file: &Path) -> std::io::Result<()> {
+/// A cache entry's bytes, if it is a regular file of this user's (not a
+/// symlink to someone else's).
+fn read_own(file: &Path) -> std::io::Result<Vec<u8>> {
+    let mut f: File = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(file)?;
+    let meta = f.metadata()?;
+    if !meta.is_file() || meta.uid() != euid() {
+        return Err(std::io::Error::other(format!(
+            "it is not a regular file of uid {}",
+            euid()
+        )));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    f.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Writes the entry into the directory `open_cache_dir` checked: a private
+/// temp file renamed over `file`.
+fn write_cached(component: &Component, file: &Path) -> std::io::Result<()> {
     let code = component.serialize().map_err(std::io::Error::other)?;
-    std::fs::create_dir_all(dir)?;
+    let dir = file.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     tmp.write_all(&Sha256::digest(&code))?;
     tmp.write_all(&code)?;
@@ -295,6 +371,45 @@ mod tests {
         let err = load_component(&engine, &path).err().unwrap();
         assert_eq!(err.exit_code(), crate::error::exit_code::COMPONENT);
         assert!(err.to_string().contains("junk.wasm"), "{err}");
+    }
+
+    #[test]
+    fn the_cache_lives_under_the_users_cache_home_or_nowhere() {
+        let os = |s: &str| Some(OsString::from(s));
+        assert_eq!(
+            cache_dir_in(os("/x/cache"), os("/home/u")),
+            Some(PathBuf::from("/x/cache/nextcloud-connector"))
+        );
+        assert_eq!(
+            cache_dir_in(os(""), os("/home/u")),
+            Some(PathBuf::from("/home/u/.cache/nextcloud-connector"))
+        );
+        assert_eq!(cache_dir_in(None, os("")), None, "never the temp dir");
+        assert_eq!(cache_dir_in(None, None), None);
+    }
+
+    #[test]
+    fn the_cache_dir_is_made_private_and_refused_when_others_can_write() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = tempfile::tempdir().unwrap();
+        let dir = base.path().join("cache/nextcloud-connector");
+        open_cache_dir(&dir).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o770)).unwrap();
+        let err = open_cache_dir(&dir).unwrap_err().to_string();
+        assert!(err.contains("another user could plant"), "{err}");
+    }
+
+    #[test]
+    fn a_cache_entry_behind_a_symlink_is_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.cwasm");
+        std::fs::write(&real, b"bytes").unwrap();
+        let link = dir.path().join("link.cwasm");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert_eq!(read_own(&real).unwrap(), b"bytes");
+        assert!(read_own(&link).is_err());
     }
 
     #[test]

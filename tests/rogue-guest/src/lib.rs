@@ -10,6 +10,8 @@
 //! - `alloc`: allocates without bound.
 //! - `panic`: panics with a message the user must see.
 //! - `outside-paths`: emits a record whose path is outside its account.
+//! - `bad-names`: commits records whose names and paths would escape a
+//!   download folder or drive a terminal, and one whose content outgrows its size.
 
 use std::cell::RefCell;
 
@@ -125,16 +127,96 @@ impl wit::Guest for Rogue {
                     "on-changes: {sent:?}; commit: {committed:?}"
                 )))
             }
+            "bad-names" => bad_names(),
             other => Err(wit::Error::Config(format!("unknown rogue mode {other:?}"))),
         }
     }
 
     fn stream_record(
-        _record: types::Record,
-        _destination: &content::Destination,
+        record: types::Record,
+        destination: &content::Destination,
         _options: wit::StreamOptions,
     ) -> Result<wit::StreamInfo, wit::Error> {
+        if MODE.with(|m| m.borrow().as_str() == "bad-names") {
+            return Ok(stream_bad_names(&record, destination));
+        }
         Err(wit::Error::Content("a rogue streams nothing".into()))
+    }
+}
+
+/// `bad-names`: what a download must neither name a file after nor print
+/// raw. `download` finds what the connector `put` (unchecked); `records`
+/// shows what `on-changes` let in (paths inside the account only).
+fn bad_names() -> Result<wit::SyncSummary, wit::Error> {
+    let record = |id: &str, path: &str, name: &str, size: u64| types::Record {
+        external_id: id.into(),
+        parent_external_id: None,
+        path: path.into(),
+        name: name.into(),
+        is_folder: false,
+        etag: format!("etag-{id}"),
+        size,
+        mime_type: "text/plain".into(),
+        modified: 0,
+        created: None,
+        permission_letters: String::new(),
+        permissions: vec![],
+        owner_id: None,
+        checksums: vec![],
+    };
+    // What `download` finds (the connector's known records) ...
+    let known = [
+        record("bashrc", "/home/x/.bashrc", "/home/x/.bashrc", 6),
+        record("ansi", "/\x1b[2J\x1b]0;owned\x07", "\x1b[2J", 6),
+        record("backslash", "/..\\x", "..\\x", 6),
+        record("big", "/big.bin", "big.bin", 4),
+        record("dotdot", "/../x", "../x", 6),
+        record("nul", "/a\0b", "a\0b", 6),
+        record("relative", "x", "x", 6),
+        record("root", "/", "", 6),
+    ];
+    storage::put(&known);
+    // ... and what `records` shows: those whose paths the sink lets in.
+    let changes: Vec<types::RecordChange> = known[..4]
+        .iter()
+        .cloned()
+        .map(types::RecordChange::New)
+        .collect();
+    let sent = records::on_changes(&changes);
+    let committed = storage::commit();
+    match (sent, committed) {
+        (Ok(()), Ok(())) => Ok(wit::SyncSummary {
+            mode: wit::SyncMode::Full,
+            new: 8,
+            content_updated: 0,
+            metadata_updated: 0,
+            deleted: 0,
+            unchanged: 0,
+        }),
+        (sent, committed) => Err(wit::Error::Storage(format!(
+            "on-changes: {sent:?}; commit: {committed:?}"
+        ))),
+    }
+}
+
+/// The record's size in bytes, except `big`, which goes on past it
+/// whatever the destination says; the report claims only what was taken.
+fn stream_bad_names(record: &types::Record, destination: &content::Destination) -> wit::StreamInfo {
+    let mut chunks = vec![vec![b'r'; record.size as usize]];
+    if record.external_id == "big" {
+        chunks.push(vec![b'!'; 1 << 20]);
+    }
+    let written = chunks
+        .iter()
+        .filter(|c| destination.write(c).is_ok())
+        .map(|c| c.len() as u64)
+        .sum();
+    wit::StreamInfo {
+        written,
+        etag: Some(record.etag.clone()),
+        resumed: false,
+        verified: None,
+        checksum: None,
     }
 }
 
