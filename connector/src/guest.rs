@@ -15,6 +15,22 @@ wit_bindgen::generate!({
     path: "../wit",
 });
 
+/// What this connector asks the host to grant it: reads only. The host reads
+/// the section before it compiles the component; `host-runner inspect` shows it.
+const MANIFEST: &[u8] = br#"{"capabilities":["server.status","server.capabilities","user.read","activity.read","shares.read","files.read","files.search"]}"#;
+
+#[unsafe(link_section = "nextcloud-connector:capabilities")]
+#[used]
+static CAPABILITIES: [u8; MANIFEST.len()] = {
+    let mut bytes = [0u8; MANIFEST.len()];
+    let mut i = 0;
+    while i < bytes.len() {
+        bytes[i] = MANIFEST[i];
+        i += 1;
+    }
+    bytes
+};
+
 use exports::nextcloud::connector::lifecycle as wit;
 use nextcloud::connector::{content, http, log, records, storage, types};
 

@@ -96,6 +96,34 @@ enum Command {
     /// Start a simulated Nextcloud on loopback, sync its sample tree into a
     /// temporary database, and sync again to show nothing changed.
     Demo(DemoArgs),
+    /// Show a component's WIT version and every capability it asks for, and
+    /// which a run would grant, without running it.
+    #[command(after_help = INSPECT_HELP)]
+    Inspect(InspectArgs),
+}
+
+const INSPECT_HELP: &str = "\
+A capability is a set of HTTP methods on paths under the Nextcloud install
+(`{user}` is the user id the host resolves itself). A run grants what the
+component declares, narrowed by the configuration's `grants`; a capability
+that writes (files.write, shares.write) is granted only when `grants` names it.
+Every other request is refused before it is sent.
+
+Examples:
+  host-runner inspect
+  host-runner inspect --component vendor-connector.wasm --config nc.toml --json";
+
+#[derive(Debug, Args)]
+struct InspectArgs {
+    /// Show what this configuration's `grants` would allow (default: read-only).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Which account of a file with several [[account]] tables (its `name`).
+    #[arg(long, value_name = "NAME")]
+    account: Option<String>,
+    /// Print JSON on stdout instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -166,9 +194,17 @@ struct DemoArgs {
     keep: Option<PathBuf>,
 }
 
+/// Crates whose logs could carry the credential.
+const SILENT_TARGETS: [&str; 3] = ["ureq", "ureq_proto", "rustls"];
+
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("warn,host_runner=info,connector=info")
+    });
+    // The HTTP stack logs request heads, `Authorization` included, at trace
+    // level: it stays silent whatever RUST_LOG asks for.
+    let filter = SILENT_TARGETS.iter().fold(filter, |f, target| {
+        f.add_directive(format!("{target}=off").parse().expect("a valid directive"))
     });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -199,6 +235,7 @@ pub fn main() -> ExitCode {
         }
         Command::Demo(a) => a.json,
         Command::Download(a) => a.json,
+        Command::Inspect(a) => a.json,
     };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -292,6 +329,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             crate::schedule::run_command(&args.config, component, args.json)?;
         }
         Command::Download(args) => download(args, component)?,
+        Command::Inspect(args) => {
+            let config = args
+                .config
+                .map(|path| ConfigFile::load_account(&path, args.account.as_deref()))
+                .transpose()?;
+            let path = crate::runtime::locate_component(component.as_deref())?;
+            let inspection = crate::inspect::inspect(&path, config.as_ref())?;
+            if args.json {
+                print_json(&inspection)?;
+            } else {
+                print!("{}", crate::inspect::render(&inspection));
+            }
+        }
         Command::Demo(args) => {
             let options = DemoOptions {
                 keep: args.keep,

@@ -1,9 +1,11 @@
 //! What the CLI does, as functions the tests call in-process.
 
+use crate::capability::Grants;
 use crate::config::Config;
 use crate::content::Destination;
 use crate::error::{Error, Result};
 use crate::http::{ClientOptions, HttpClient};
+use crate::identity;
 use crate::lock::AccountLock;
 use crate::progress::{NoProgress, ProgressSink};
 use crate::runtime::bindings::exports::nextcloud::connector::lifecycle as life;
@@ -146,6 +148,14 @@ impl Run {
         tracing::debug!("connector component: {}", component.path().display());
         let store = Store::open(&config.database)?;
         let http = Arc::new(HttpClient::with_options(config, &secret, client));
+        let user_id = identity::resolve(config, &http, &store)?;
+        http.bind(Grants::new(
+            component.declared(),
+            config.grants.as_ref(),
+            &url::Url::parse(&config.base_url)
+                .map_err(|e| Error::Config(format!("`base_url`: {e}")))?,
+            &user_id,
+        ));
         let mut session = Session::new(
             &component,
             config,

@@ -8,6 +8,8 @@
 //! database = "nextcloud.sqlite"             # relative to this file
 //! batch_size = 100
 //! reconcile_interval_minutes = 1440
+//! # grants = ["files.read", "files.search", "user.read", "activity.read",
+//! #           "shares.read", "server.status", "server.capabilities"]
 //!
 //! [filters]
 //! include_extensions = ["pdf", "docx"]
@@ -49,11 +51,13 @@
 //! requests_per_second = 10
 //! ```
 
+use crate::capability::{self, Capability};
 use crate::error::{Error, Result};
 use crate::origin::{Origin, is_loopback};
 use crate::secret::{Secret, SecretSource};
 use crate::timefmt::{DayBound, parse_date_or_rfc3339};
 use serde::Deserialize;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use url::Url;
 
@@ -74,6 +78,7 @@ struct RawFile {
     database: Option<PathBuf>,
     batch_size: Option<i64>,
     reconcile_interval_minutes: Option<i64>,
+    grants: Option<Vec<String>>,
     filters: Option<RawFilters>,
     limits: Option<RawLimits>,
 }
@@ -89,6 +94,7 @@ struct RawAccount {
     database: PathBuf,
     batch_size: Option<i64>,
     reconcile_interval_minutes: Option<i64>,
+    grants: Option<Vec<String>>,
     #[serde(default)]
     filters: RawFilters,
     #[serde(default)]
@@ -120,6 +126,7 @@ impl RawFile {
             })?,
             batch_size: self.batch_size,
             reconcile_interval_minutes: self.reconcile_interval_minutes,
+            grants: self.grants,
             filters: self.filters.unwrap_or_default(),
             limits: self.limits.unwrap_or_default(),
         })
@@ -139,6 +146,7 @@ impl RawFile {
                 "reconcile_interval_minutes",
                 self.reconcile_interval_minutes.is_some(),
             ),
+            ("grants", self.grants.is_some()),
             ("filters", self.filters.is_some()),
             ("limits", self.limits.is_some()),
         ]
@@ -241,6 +249,9 @@ pub struct Config {
     pub database: PathBuf,
     pub batch_size: u32,
     pub reconcile_interval_minutes: u64,
+    /// The most the component may be granted (`grants`); none means the
+    /// read-only capabilities. See [`crate::capability`].
+    pub grants: Option<BTreeSet<Capability>>,
     pub filters: Filters,
     pub limits: Limits,
     /// Things that work but deserve the user's attention.
@@ -450,6 +461,13 @@ impl Config {
             0,
             525_600,
         )? as u64;
+        let grants = raw
+            .grants
+            .map(|names| {
+                capability::parse_names(names.iter().map(|n| n.trim()))
+                    .map_err(|e| Error::Config(format!("`grants`: {e}")))
+            })
+            .transpose()?;
         let filters = validate_filters(raw.filters)?;
         let limits = validate_limits(raw.limits)?;
 
@@ -462,6 +480,7 @@ impl Config {
             database,
             batch_size,
             reconcile_interval_minutes,
+            grants,
             filters,
             limits,
             warnings,

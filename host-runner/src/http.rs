@@ -1,10 +1,17 @@
 //! The outbound HTTP policy: one place decides what may leave this machine.
 //!
-//! * Requests go only to the configured origin (scheme, host, port).
+//! * Requests go only to the configured origin (scheme, host, port), and
+//!   only with a method and path the run's [`Grants`] allow (see
+//!   [`crate::capability`]): a connector reads the user's files and the few
+//!   OCS endpoints it needs, and writes nothing unless the operator said so.
 //! * The host attaches `Authorization` itself; the connector may not send
 //!   credential headers (`authorization`, `proxy-authorization`, `cookie`,
-//!   `host`). Framing headers (`content-length`, `transfer-encoding`, …) are
-//!   the client's and are dropped.
+//!   `host`). Other request headers pass only when a WebDAV or OCS read needs
+//!   them ([`REQUEST_HEADERS`]). Framing headers (`content-length`,
+//!   `transfer-encoding`, …) are the client's and are dropped. `Set-Cookie`
+//!   never reaches the connector, and no cookie is kept.
+//! * No proxy from the environment sees a request to a plain `http://`
+//!   Nextcloud: it would read the credential.
 //! * Redirects are never followed; a 3xx goes back to the connector untouched.
 //! * The first 401 latches: every later request of the run is refused without
 //!   being sent, so a wrong password cannot walk into Nextcloud's brute-force
@@ -23,6 +30,7 @@
 //!   and after the connector's next commit no further response byte is handed
 //!   out, so the run ends with its last batch committed.
 
+use crate::capability::{Capability, Grants};
 use crate::config::Config;
 use crate::origin::Origin;
 use crate::pace::{Pace, Permit, RealTime, Timekeeper};
@@ -32,7 +40,7 @@ use crate::stop::StopFlag;
 use base64::Engine as _;
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use ureq::http::{HeaderName, HeaderValue, Method};
 use url::Url;
@@ -53,6 +61,29 @@ const PAUSE_STEP: Duration = Duration::from_millis(100);
 
 /// Headers only the host may set.
 const CREDENTIAL_HEADERS: [&str; 4] = ["authorization", "proxy-authorization", "cookie", "host"];
+/// The request headers a WebDAV or OCS read needs; any other is refused.
+pub const REQUEST_HEADERS: [&str; 9] = [
+    "accept",
+    "accept-language",
+    "content-type",
+    "depth",
+    "if-match",
+    "if-none-match",
+    "if-range",
+    "ocs-apirequest",
+    "range",
+];
+/// Headers that name a second resource (`MOVE`, `COPY`): sent only with
+/// `files.write`, and the resource they name is checked like the URL.
+const DESTINATION_HEADERS: [&str; 2] = ["destination", "overwrite"];
+/// Answer headers that carry session state; the connector never sees them.
+const SESSION_HEADERS: [&str; 2] = ["set-cookie", "set-cookie2"];
+/// The largest request body a connector may send (PROPFIND and SEARCH
+/// bodies are a few KiB).
+pub const MAX_REQUEST_BODY: usize = 1 << 20;
+/// The largest answer the host reads for itself (the user's identity).
+const MAX_HOST_BODY: u64 = 1 << 20;
+
 /// Headers that describe the connection or the framing, which the HTTP client owns.
 const FRAMING_HEADERS: [&str; 7] = [
     "content-length",
@@ -257,6 +288,13 @@ struct Failure {
     reset: bool,
 }
 
+/// Who asks for a request: the connector is held to the run's grants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Caller {
+    Connector,
+    Host,
+}
+
 /// A request that passed the policy, ready to send (again).
 struct Prepared {
     method: Method,
@@ -287,6 +325,8 @@ pub struct HttpClient {
     bytes_received: Arc<AtomicU64>,
     retries: AtomicU64,
     credentials_rejected: AtomicBool,
+    /// What the connector may send; nothing until the host bound them.
+    grants: OnceLock<Grants>,
 }
 
 impl std::fmt::Debug for HttpClient {
@@ -310,7 +350,14 @@ impl HttpClient {
         let limits = &config.limits;
         let timeout = Duration::from_secs(limits.http_timeout_seconds);
         let connect = timeout.min(Duration::from_secs(30));
+        // Through a proxy, a plain-HTTP request and its credential are the
+        // proxy's to read; an HTTPS one is tunnelled end to end.
+        let proxy = match config.origin.scheme() {
+            "https" => ureq::Proxy::try_from_env(),
+            _ => None,
+        };
         let agent: ureq::Agent = ureq::Agent::config_builder()
+            .proxy(proxy)
             .http_status_as_error(false)
             .max_redirects(0)
             .allow_non_standard_methods(true)
@@ -355,7 +402,46 @@ impl HttpClient {
             bytes_received: Arc::new(AtomicU64::new(0)),
             retries: AtomicU64::new(0),
             credentials_rejected: AtomicBool::new(false),
+            grants: OnceLock::new(),
         }
+    }
+
+    /// Binds what the connector may send in this run; once.
+    pub fn bind(&self, grants: Grants) {
+        if self.grants.set(grants).is_err() {
+            tracing::warn!("the grants of this run were bound already; the first binding holds");
+        }
+    }
+
+    /// The grants bound for this run.
+    pub fn grants(&self) -> Option<&Grants> {
+        self.grants.get()
+    }
+
+    /// A request of the host's own (not the connector's), under the same
+    /// origin, credential, pacing and 401 policy; its answer is read whole,
+    /// up to 1 MiB.
+    pub fn send_for_host(&self, request: OutgoingRequest) -> Result<(u16, Vec<u8>), HttpError> {
+        let prepared = self.prepare(request, Caller::Host)?;
+        let what = prepared.what();
+        let (response, permit) = self.dispatch(&prepared, || Ok(self.pace.acquire()))?;
+        let status = response.status().as_u16();
+        let mut bytes = Vec::new();
+        response
+            .into_body()
+            .as_reader()
+            .take(MAX_HOST_BODY + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| io_error(&what, e))?;
+        drop(permit);
+        if bytes.len() as u64 > MAX_HOST_BODY {
+            return Err(HttpError::TooLarge(format!(
+                "the answer to {what} is larger than 1 MiB"
+            )));
+        }
+        self.bytes_received
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        Ok((status, bytes))
     }
 
     /// Attempts that went out on the wire in this run, retries included.
@@ -395,7 +481,7 @@ impl HttpClient {
 
     /// One request; the body streams from the connection.
     pub fn send(&self, request: OutgoingRequest) -> Result<IncomingResponse, HttpError> {
-        let prepared = self.prepare(request)?;
+        let prepared = self.prepare(request, Caller::Connector)?;
         let what = prepared.what();
         let (response, permit) = self.dispatch(&prepared, || {
             self.pace
@@ -438,7 +524,7 @@ impl HttpClient {
         let slots: Vec<Mutex<Option<Result<Prepared, HttpError>>>> = requests
             .into_iter()
             .map(|r| {
-                let prepared = self.prepare(r).and_then(|p| {
+                let prepared = self.prepare(r, Caller::Connector).and_then(|p| {
                     if free == 0 {
                         Err(self.no_free_slot(&p.what()))
                     } else {
@@ -536,32 +622,11 @@ impl HttpClient {
         })
     }
 
-    /// Applies the policy: origin, method, headers; attaches the credential.
-    fn prepare(&self, request: OutgoingRequest) -> Result<Prepared, HttpError> {
-        let url = Url::parse(&request.url).map_err(|e| {
-            HttpError::Refused(format!("`{}` is not an absolute URL ({e})", request.url))
-        })?;
-        match Origin::of(&url) {
-            Some(o) if o == self.origin => {}
-            Some(o) => {
-                return Err(HttpError::Refused(format!(
-                    "{} is on origin {o}, but this host only sends requests to the configured Nextcloud origin {}",
-                    request.url, self.origin
-                )));
-            }
-            None => {
-                return Err(HttpError::Refused(format!(
-                    "{} is not an http(s) URL on the configured Nextcloud origin {}",
-                    request.url, self.origin
-                )));
-            }
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(HttpError::Refused(
-                "URLs with a user name or password are refused; the host attaches the credential"
-                    .into(),
-            ));
-        }
+    /// Applies the policy: origin, grants, headers, body; attaches the
+    /// credential. The host's own requests skip the grants and header list,
+    /// which are about what the connector may ask for.
+    fn prepare(&self, request: OutgoingRequest, caller: Caller) -> Result<Prepared, HttpError> {
+        let url = self.on_origin(&request.url)?;
         let method = Method::from_bytes(request.method.as_bytes())
             .ok()
             .filter(|m| *m != Method::CONNECT)
@@ -571,6 +636,24 @@ impl HttpClient {
                     request.method
                 ))
             })?;
+        let capability = match caller {
+            Caller::Host => None,
+            Caller::Connector => Some(self.granted(method.as_str(), &url)?),
+        };
+        if let Some(body) = &request.body {
+            if body.len() > MAX_REQUEST_BODY {
+                return Err(HttpError::Refused(format!(
+                    "not sent: {method} {url}: a request body of {} bytes is larger than the {} KiB the host sends",
+                    body.len(),
+                    MAX_REQUEST_BODY >> 10
+                )));
+            }
+            if method == Method::GET || method == Method::HEAD {
+                return Err(HttpError::Refused(format!(
+                    "not sent: {method} {url}: a {method} request carries no body"
+                )));
+            }
+        }
         let mut headers = Vec::with_capacity(request.headers.len() + 1);
         for (name, value) in &request.headers {
             let lower = name.to_ascii_lowercase();
@@ -581,6 +664,9 @@ impl HttpClient {
             }
             if FRAMING_HEADERS.contains(&lower.as_str()) {
                 continue;
+            }
+            if let Some(capability) = capability {
+                self.header_allowed(&lower, value, method.as_str(), capability)?;
             }
             let name = HeaderName::from_bytes(lower.as_bytes())
                 .map_err(|_| HttpError::Refused(format!("`{name}` is not a valid header name")))?;
@@ -599,6 +685,71 @@ impl HttpClient {
             headers,
             body: request.body,
         })
+    }
+
+    /// Parses an absolute URL on the configured origin, without user info.
+    fn on_origin(&self, raw: &str) -> Result<Url, HttpError> {
+        let url = Url::parse(raw)
+            .map_err(|e| HttpError::Refused(format!("`{raw}` is not an absolute URL ({e})")))?;
+        match Origin::of(&url) {
+            Some(o) if o == self.origin => {}
+            Some(o) => {
+                return Err(HttpError::Refused(format!(
+                    "{raw} is on origin {o}, but this host only sends requests to the configured Nextcloud origin {}",
+                    self.origin
+                )));
+            }
+            None => {
+                return Err(HttpError::Refused(format!(
+                    "{raw} is not an http(s) URL on the configured Nextcloud origin {}",
+                    self.origin
+                )));
+            }
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(HttpError::Refused(
+                "URLs with a user name or password are refused; the host attaches the credential"
+                    .into(),
+            ));
+        }
+        Ok(url)
+    }
+
+    /// The capability that grants `method` on `url` in this run.
+    fn granted(&self, method: &str, url: &Url) -> Result<Capability, HttpError> {
+        let grants = self.grants.get().ok_or_else(|| {
+            HttpError::Refused(format!(
+                "not sent: {method} {url}: the host has not granted this run anything yet"
+            ))
+        })?;
+        grants
+            .check(method, url)
+            .map_err(|e| HttpError::Refused(format!("not sent: {e}")))
+    }
+
+    /// The request-header allow-list. `Destination` names a second resource,
+    /// so it needs `files.write` and must itself be granted.
+    fn header_allowed(
+        &self,
+        name: &str,
+        value: &str,
+        method: &str,
+        capability: Capability,
+    ) -> Result<(), HttpError> {
+        if REQUEST_HEADERS.contains(&name) {
+            return Ok(());
+        }
+        if DESTINATION_HEADERS.contains(&name) && capability == Capability::FilesWrite {
+            if name == "destination" {
+                let target = self.on_origin(value)?;
+                self.granted(method, &target)?;
+            }
+            return Ok(());
+        }
+        Err(HttpError::Refused(format!(
+            "not sent: the `{name}` header is not one a WebDAV or OCS read needs; a connector may send only {}",
+            REQUEST_HEADERS.join(", ")
+        )))
     }
 
     /// Sends a prepared request under the pace, applies the answer policy
@@ -820,9 +971,11 @@ fn io_error(what: &str, e: std::io::Error) -> HttpError {
     }
 }
 
+/// The answer's headers as the connector sees them: without session state.
 fn header_list(headers: &ureq::http::HeaderMap) -> Vec<(String, String)> {
     headers
         .iter()
+        .filter(|(n, _)| !SESSION_HEADERS.contains(&n.as_str()))
         .map(|(n, v)| {
             (
                 n.as_str().to_string(),
@@ -893,13 +1046,32 @@ mod tests {
         )
     }
 
+    /// Binds what the connector of these tests may reach: the read-only
+    /// capabilities, for user `alice`.
+    fn granted(client: HttpClient, base: &str) -> HttpClient {
+        let declared = crate::capability::Declared {
+            capabilities: crate::capability::READ_ONLY.iter().copied().collect(),
+            explicit: false,
+        };
+        client.bind(Grants::new(
+            &declared,
+            None,
+            &Url::parse(base).unwrap(),
+            "alice",
+        ));
+        client
+    }
+
     fn client_for(base: &str, tweak: &str) -> HttpClient {
         let config = Config::from_toml_str(
             &format!("base_url = \"{base}\"\nusername = \"alice\"\ndatabase = \"x\"\n{tweak}"),
             std::path::Path::new("/tmp"),
         )
         .unwrap();
-        HttpClient::new(&config, &Secret::new("app-pass-word"))
+        granted(
+            HttpClient::new(&config, &Secret::new("app-pass-word")),
+            base,
+        )
     }
 
     /// A client on a manual clock (waits are instant and recorded).
@@ -919,10 +1091,13 @@ mod tests {
             std::path::Path::new("/tmp"),
         )
         .unwrap();
-        HttpClient::with_options(
-            &config,
-            &Secret::new("app-pass-word"),
-            ClientOptions { stop, time },
+        granted(
+            HttpClient::with_options(
+                &config,
+                &Secret::new("app-pass-word"),
+                ClientOptions { stop, time },
+            ),
+            base,
         )
     }
 
@@ -945,10 +1120,12 @@ mod tests {
         let c = client_for("https://cloud.example.com/nc", "");
         for url in [
             "https://cloud.example.com/nc/remote.php/dav/files/alice/",
-            "https://CLOUD.example.com:443/elsewhere",
-            "https://cloud.example.com/ocs/v2.php/cloud/user?format=json",
+            "https://CLOUD.example.com:443/nc/status.php",
+            "https://cloud.example.com/nc/ocs/v2.php/cloud/user?format=json",
         ] {
-            let p = c.prepare(OutgoingRequest::get(url)).unwrap();
+            let p = c
+                .prepare(OutgoingRequest::get(url), Caller::Connector)
+                .unwrap();
             assert_eq!(p.url.as_str(), Url::parse(url).unwrap().as_str());
         }
     }
@@ -962,7 +1139,7 @@ mod tests {
             "http://cloud.example.com/",
             "https://cloud.example.com.evil.com/",
         ] {
-            match c.prepare(OutgoingRequest::get(url)) {
+            match c.prepare(OutgoingRequest::get(url), Caller::Connector) {
                 Err(HttpError::Refused(m)) => {
                     assert!(m.contains("https://cloud.example.com:443"), "{m}");
                     assert!(m.contains(url), "{m}");
@@ -977,7 +1154,7 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    c.prepare(OutgoingRequest::get(url)),
+                    c.prepare(OutgoingRequest::get(url), Caller::Connector),
                     Err(HttpError::Refused(_))
                 ),
                 "{url}"
@@ -989,28 +1166,142 @@ mod tests {
     fn credential_headers_are_refused_and_framing_dropped() {
         let c = client_for("https://cloud.example.com", "");
         for name in ["Authorization", "proxy-authorization", "Cookie", "HOST"] {
-            let mut r = OutgoingRequest::get("https://cloud.example.com/");
+            let mut r = OutgoingRequest::get("https://cloud.example.com/status.php");
             r.headers.push((name.into(), "x".into()));
-            match c.prepare(r) {
+            match c.prepare(r, Caller::Connector) {
                 Err(HttpError::Refused(m)) => {
                     assert!(m.contains(&name.to_ascii_lowercase()), "{m}")
                 }
                 other => panic!("{name}: {:?}", other.map(|p| p.url)),
             }
         }
-        let mut r = OutgoingRequest::get("https://cloud.example.com/");
+        let mut r = OutgoingRequest::get("https://cloud.example.com/remote.php/dav/files/alice/");
         r.headers.push(("Depth".into(), "1".into()));
         r.headers.push(("Content-Length".into(), "999".into()));
-        let p = c.prepare(r).unwrap();
+        let p = c.prepare(r, Caller::Connector).unwrap();
         let names: Vec<&str> = p.headers.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["depth", "authorization"]);
         assert!(matches!(
-            c.prepare(OutgoingRequest {
-                method: "GE T".into(),
-                ..OutgoingRequest::get("https://cloud.example.com/")
-            }),
+            c.prepare(
+                OutgoingRequest {
+                    method: "GE T".into(),
+                    ..OutgoingRequest::get("https://cloud.example.com/status.php")
+                },
+                Caller::Connector
+            ),
             Err(HttpError::Refused(_))
         ));
+    }
+
+    #[test]
+    fn what_is_not_granted_is_never_sent() {
+        let (base, seen) = server(|_| reply("201 Created", "", ""));
+        let c = client_for(&base, "");
+        let attempts = [
+            (
+                "PUT",
+                format!("{base}/remote.php/dav/files/alice/x"),
+                vec![],
+            ),
+            (
+                "TRACE",
+                format!("{base}/remote.php/dav/files/alice/"),
+                vec![],
+            ),
+            (
+                "POST",
+                format!("{base}/ocs/v2.php/core/apppassword/rotate"),
+                vec![],
+            ),
+            ("GET", format!("{base}/remote.php/dav/files/bob/x"), vec![]),
+            (
+                "PROPFIND",
+                format!("{base}/remote.php/dav/files/alice/"),
+                vec![("X-HTTP-Method-Override".to_string(), "DELETE".to_string())],
+            ),
+            (
+                "PROPFIND",
+                format!("{base}/remote.php/dav/files/alice/"),
+                vec![("Depth".to_string(), "0\r\nX-Evil: 1".to_string())],
+            ),
+        ];
+        for (method, url, headers) in attempts {
+            let r = OutgoingRequest {
+                method: method.into(),
+                url: url.clone(),
+                headers,
+                body: None,
+            };
+            assert!(
+                matches!(c.send(r), Err(HttpError::Refused(_))),
+                "{method} {url}"
+            );
+        }
+        let big = OutgoingRequest {
+            method: "PROPFIND".into(),
+            url: format!("{base}/remote.php/dav/files/alice/"),
+            headers: vec![],
+            body: Some(vec![b' '; MAX_REQUEST_BODY + 1]),
+        };
+        assert!(matches!(c.send(big), Err(HttpError::Refused(m)) if m.contains("body")));
+        let get_with_body = OutgoingRequest {
+            body: Some(b"x".to_vec()),
+            ..OutgoingRequest::get(format!("{base}/status.php"))
+        };
+        assert!(matches!(c.send(get_with_body), Err(HttpError::Refused(_))));
+        assert_eq!(c.requests_sent(), 0);
+        assert!(seen.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn nothing_is_granted_before_the_host_binds_the_grants() {
+        let (base, seen) = server(|_| reply("200 OK", "", "{}"));
+        let config = Config::from_toml_str(
+            &format!("base_url = \"{base}\"\nusername = \"alice\"\ndatabase = \"x\"\n"),
+            std::path::Path::new("/tmp"),
+        )
+        .unwrap();
+        let c = HttpClient::new(&config, &Secret::new("app-pass-word"));
+        let r = c.send(OutgoingRequest::get(format!("{base}/status.php")));
+        assert!(
+            matches!(r, Err(HttpError::Refused(m)) if m.contains("not granted this run anything"))
+        );
+        // The host's own request needs no grant.
+        let (status, body) = c
+            .send_for_host(OutgoingRequest::get(format!(
+                "{base}/ocs/v2.php/cloud/user"
+            )))
+            .unwrap();
+        assert_eq!((status, body.as_slice()), (200, b"{}".as_slice()));
+        assert_eq!(seen.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn session_cookies_never_reach_the_connector() {
+        let (base, _) = server(|_| {
+            reply(
+                "200 OK",
+                "Set-Cookie: oc_sessionPassphrase=secret; path=/\r\nSet-Cookie: nc_session_id=x\r\nX-Kept: 1\r\n",
+                "ok",
+            )
+        });
+        let c = client_for(&base, "");
+        let r = c
+            .send(OutgoingRequest::get(format!("{base}/status.php")))
+            .unwrap();
+        assert!(
+            r.headers.iter().all(|(n, _)| n != "set-cookie"),
+            "{:?}",
+            r.headers
+        );
+        assert!(r.headers.contains(&("x-kept".into(), "1".into())));
+        let all = c.send_all(vec![OutgoingRequest::get(format!("{base}/status.php"))]);
+        let r = all.into_iter().next().unwrap().unwrap();
+        assert!(
+            r.headers.iter().all(|(n, _)| n != "set-cookie"),
+            "{:?}",
+            r.headers
+        );
     }
 
     #[test]
@@ -1067,11 +1358,13 @@ mod tests {
         );
         assert!(c.credentials_rejected());
 
-        let second = c.send(OutgoingRequest::get(format!("{base}/status.php")));
+        let second = c.send(OutgoingRequest::get(format!(
+            "{base}/remote.php/dav/files/alice/status.php"
+        )));
         assert!(matches!(second, Err(HttpError::Unauthorized(ref m)) if m.starts_with("not sent")));
         let batch = c.send_all(vec![
-            OutgoingRequest::get(format!("{base}/a")),
-            OutgoingRequest::get(format!("{base}/b")),
+            OutgoingRequest::get(format!("{base}/remote.php/dav/files/alice/a")),
+            OutgoingRequest::get(format!("{base}/remote.php/dav/files/alice/b")),
         ]);
         assert!(
             batch
@@ -1114,7 +1407,9 @@ mod tests {
         });
         let c = client_for(&base, "");
         let resp = c
-            .send(OutgoingRequest::get(format!("{base}/index.php")))
+            .send(OutgoingRequest::get(format!(
+                "{base}/remote.php/dav/files/alice/index.php"
+            )))
             .unwrap();
         assert_eq!(resp.status, 302);
         assert!(
@@ -1134,7 +1429,7 @@ mod tests {
             "[limits]\nmax_body_mib = 1\nmax_concurrent_requests = 3",
         );
         let results = c.send_all(vec![
-            OutgoingRequest::get(format!("{base}/big")),
+            OutgoingRequest::get(format!("{base}/remote.php/dav/files/alice/big")),
             OutgoingRequest::get("https://other.example/"),
         ]);
         assert_eq!(results.len(), 2);
@@ -1143,7 +1438,9 @@ mod tests {
 
         let (base, seen) = server(|i| reply("200 OK", "", &format!("answer-{i}")));
         let c = client_for(&base, "[limits]\nmax_concurrent_requests = 3");
-        let paths: Vec<String> = (0..7).map(|i| format!("{base}/r{i}")).collect();
+        let paths: Vec<String> = (0..7)
+            .map(|i| format!("{base}/remote.php/dav/files/alice/r{i}"))
+            .collect();
         let results = c.send_all(paths.iter().map(OutgoingRequest::get).collect());
         let seen = seen.lock().unwrap();
         assert_eq!(seen.len(), 7);
@@ -1152,7 +1449,11 @@ mod tests {
             let body = String::from_utf8(read_all(&mut r.body)).unwrap();
             // The server numbers answers in arrival order; find which request got it.
             let n: usize = body.trim_start_matches("answer-").parse().unwrap();
-            assert!(seen[n].contains(&format!("GET /r{i} ")), "{i}: {}", seen[n]);
+            assert!(
+                seen[n].contains(&format!("GET /remote.php/dav/files/alice/r{i} ")),
+                "{i}: {}",
+                seen[n]
+            );
         }
         assert_eq!(c.requests_sent(), 7);
     }
@@ -1168,7 +1469,7 @@ mod tests {
         // 4 MiB together: six answers of 600 KiB fit, the seventh does not.
         let results = c.send_all(
             (0..8)
-                .map(|i| OutgoingRequest::get(format!("{base}/{i}")))
+                .map(|i| OutgoingRequest::get(format!("{base}/remote.php/dav/files/alice/{i}")))
                 .collect(),
         );
         let ok = results.iter().filter(|r| r.is_ok()).count();
@@ -1186,7 +1487,9 @@ mod tests {
         };
         let base = format!("http://127.0.0.1:{port}");
         let c = client_for(&base, "");
-        let r = c.send(OutgoingRequest::get(format!("{base}/")));
+        let r = c.send(OutgoingRequest::get(format!(
+            "{base}/remote.php/dav/files/alice/"
+        )));
         assert!(matches!(r, Err(HttpError::Connection(_))), "{:?}", r.err());
     }
 
@@ -1202,7 +1505,9 @@ mod tests {
             let _ = (&s).read(&mut buf);
         });
         let c = client_for(&base, "[limits]\nhttp_timeout_seconds = 1");
-        let r = c.send(OutgoingRequest::get(format!("{base}/slow")));
+        let r = c.send(OutgoingRequest::get(format!(
+            "{base}/remote.php/dav/files/alice/slow"
+        )));
         assert!(matches!(r, Err(HttpError::Timeout(_))), "{:?}", r.err());
         assert_eq!(c.requests_sent(), 1, "a timeout is not retried");
         hold.join().unwrap();
@@ -1231,7 +1536,11 @@ mod tests {
             _ => reply("200 OK", "", "fine"),
         });
         let (c, time) = paced_client(&base, "", StopFlag::new());
-        let mut r = c.send(OutgoingRequest::get(format!("{base}/x"))).unwrap();
+        let mut r = c
+            .send(OutgoingRequest::get(format!(
+                "{base}/remote.php/dav/files/alice/x"
+            )))
+            .unwrap();
         assert_eq!(r.status, 200);
         assert_eq!(read_all(&mut r.body), b"fine");
         assert_eq!(seen.lock().unwrap().len(), 3);
@@ -1254,7 +1563,11 @@ mod tests {
                 _ => reply("207 Multi-Status", "", ""),
             });
             let (c, _) = paced_client(&base, "", StopFlag::new());
-            let r = c.send(OutgoingRequest::get(format!("{base}/x"))).unwrap();
+            let r = c
+                .send(OutgoingRequest::get(format!(
+                    "{base}/remote.php/dav/files/alice/x"
+                )))
+                .unwrap();
             assert_eq!(r.status, 207, "{status}");
             assert_eq!(seen.lock().unwrap().len(), 2, "{status}");
         }
@@ -1265,7 +1578,11 @@ mod tests {
         ] {
             let (base, seen) = server(move |_| reply(status, "", ""));
             let (c, time) = paced_client(&base, "", StopFlag::new());
-            let r = c.send(OutgoingRequest::get(format!("{base}/x"))).unwrap();
+            let r = c
+                .send(OutgoingRequest::get(format!(
+                    "{base}/remote.php/dav/files/alice/x"
+                )))
+                .unwrap();
             assert_eq!(r.status.to_string(), status[..3], "{status}");
             assert_eq!(seen.lock().unwrap().len(), 1, "{status}");
             assert_eq!(time.now(), Duration::ZERO);
@@ -1284,9 +1601,11 @@ mod tests {
         });
         let (c, time) = paced_client(&base, "", StopFlag::new());
         assert_eq!(
-            c.send(OutgoingRequest::get(format!("{base}/x")))
-                .unwrap()
-                .status,
+            c.send(OutgoingRequest::get(format!(
+                "{base}/remote.php/dav/files/alice/x"
+            )))
+            .unwrap()
+            .status,
             200
         );
         assert_eq!(time.now(), Duration::from_secs(45));
@@ -1305,9 +1624,11 @@ mod tests {
         });
         let (c, time) = paced_client(&base, "", StopFlag::new());
         assert_eq!(
-            c.send(OutgoingRequest::get(format!("{base}/x")))
-                .unwrap()
-                .status,
+            c.send(OutgoingRequest::get(format!(
+                "{base}/remote.php/dav/files/alice/x"
+            )))
+            .unwrap()
+            .status,
             200
         );
         assert_eq!(time.now(), Duration::from_secs(7));
@@ -1317,7 +1638,11 @@ mod tests {
     fn retries_are_bounded_in_count() {
         let (base, seen) = server(|_| reply("503 Service Unavailable", "", ""));
         let (c, _) = paced_client(&base, "", StopFlag::new());
-        let r = c.send(OutgoingRequest::get(format!("{base}/x"))).unwrap();
+        let r = c
+            .send(OutgoingRequest::get(format!(
+                "{base}/remote.php/dav/files/alice/x"
+            )))
+            .unwrap();
         assert_eq!(r.status, 503, "the last answer goes to the connector");
         assert_eq!(seen.lock().unwrap().len(), 6, "one attempt and 5 retries");
         assert_eq!((c.requests_sent(), c.retries()), (6, 5));
@@ -1325,9 +1650,11 @@ mod tests {
         let (base, seen) = server(|_| reply("503 Service Unavailable", "", ""));
         let (c, _) = paced_client(&base, "[limits]\nmax_retries = 0", StopFlag::new());
         assert_eq!(
-            c.send(OutgoingRequest::get(format!("{base}/x")))
-                .unwrap()
-                .status,
+            c.send(OutgoingRequest::get(format!(
+                "{base}/remote.php/dav/files/alice/x"
+            )))
+            .unwrap()
+            .status,
             503
         );
         assert_eq!(seen.lock().unwrap().len(), 1);
@@ -1337,7 +1664,11 @@ mod tests {
     fn retries_are_bounded_in_total_time() {
         let (base, seen) = server(|_| reply("503 Service Unavailable", "Retry-After: 100\r\n", ""));
         let (c, time) = paced_client(&base, "", StopFlag::new());
-        let r = c.send(OutgoingRequest::get(format!("{base}/x"))).unwrap();
+        let r = c
+            .send(OutgoingRequest::get(format!(
+                "{base}/remote.php/dav/files/alice/x"
+            )))
+            .unwrap();
         assert_eq!(r.status, 503);
         // 100 s as asked, then the 20 s left of the two minutes, then no more.
         assert_eq!(seen.lock().unwrap().len(), 3);
@@ -1352,7 +1683,9 @@ mod tests {
             _ => reply("200 OK", "", "ok"),
         });
         let (c, _) = paced_client(&base, "", StopFlag::new());
-        let r = c.send(OutgoingRequest::get(format!("{base}/x")));
+        let r = c.send(OutgoingRequest::get(format!(
+            "{base}/remote.php/dav/files/alice/x"
+        )));
         assert_eq!(r.map(|r| r.status).map_err(|e| e.to_string()), Ok(200));
         assert_eq!(seen.lock().unwrap().len(), 2);
         assert_eq!(c.retries(), 1);
@@ -1365,7 +1698,11 @@ mod tests {
                 .to_string()
         });
         let (c, _) = paced_client(&base, "", StopFlag::new());
-        let mut r = c.send(OutgoingRequest::get(format!("{base}/x"))).unwrap();
+        let mut r = c
+            .send(OutgoingRequest::get(format!(
+                "{base}/remote.php/dav/files/alice/x"
+            )))
+            .unwrap();
         let mut got = Vec::new();
         let err = loop {
             match r.body.read_chunk(1024) {
@@ -1386,15 +1723,17 @@ mod tests {
             _ => reply("401 Unauthorized", "", ""),
         });
         let (c, _) = paced_client(&base, "", StopFlag::new());
-        let r = c.send(OutgoingRequest::get(format!("{base}/x")));
+        let r = c.send(OutgoingRequest::get(format!(
+            "{base}/remote.php/dav/files/alice/x"
+        )));
         assert!(
             matches!(&r, Err(HttpError::Unauthorized(m)) if m.contains("app password")),
             "{:?}",
             r.err()
         );
         let later = c.send_all(vec![
-            OutgoingRequest::get(format!("{base}/a")),
-            OutgoingRequest::get(format!("{base}/b")),
+            OutgoingRequest::get(format!("{base}/remote.php/dav/files/alice/a")),
+            OutgoingRequest::get(format!("{base}/remote.php/dav/files/alice/b")),
         ]);
         assert!(
             later
@@ -1423,7 +1762,7 @@ mod tests {
                         let head = read_request(&stream);
                         both_arrived.wait();
                         let mut stream = stream;
-                        if head.starts_with("GET /first ") {
+                        if head.starts_with("GET /remote.php/dav/files/alice/first ") {
                             let _ = stream.write_all(reply("401 Unauthorized", "", "").as_bytes());
                         } else {
                             let c = client.get().expect("the client is set before sending");
@@ -1442,8 +1781,8 @@ mod tests {
         let c = Arc::new(c);
         client.set(c.clone()).unwrap();
         let results = c.send_all(vec![
-            OutgoingRequest::get(format!("{base}/first")),
-            OutgoingRequest::get(format!("{base}/second")),
+            OutgoingRequest::get(format!("{base}/remote.php/dav/files/alice/first")),
+            OutgoingRequest::get(format!("{base}/remote.php/dav/files/alice/second")),
         ]);
         assert!(matches!(&results[0], Err(HttpError::Unauthorized(m)) if m.contains("401")));
         match &results[1] {
@@ -1467,12 +1806,14 @@ mod tests {
             StopFlag::new(),
         );
         for i in 0..3 {
-            c.send(OutgoingRequest::get(format!("{base}/s{i}")))
-                .unwrap();
+            c.send(OutgoingRequest::get(format!(
+                "{base}/remote.php/dav/files/alice/s{i}"
+            )))
+            .unwrap();
         }
         let results = c.send_all(
             (0..9)
-                .map(|i| OutgoingRequest::get(format!("{base}/a{i}")))
+                .map(|i| OutgoingRequest::get(format!("{base}/remote.php/dav/files/alice/a{i}")))
                 .collect(),
         );
         assert!(results.iter().all(|r| r.is_ok()));
@@ -1528,7 +1869,7 @@ mod tests {
         let c = client_for(&base, "[limits]\nmax_concurrent_requests = 3");
         let results = c.send_all(
             (0..24)
-                .map(|i| OutgoingRequest::get(format!("{base}/{i}")))
+                .map(|i| OutgoingRequest::get(format!("{base}/remote.php/dav/files/alice/{i}")))
                 .collect(),
         );
         assert!(results.iter().all(|r| r.is_ok()));
@@ -1545,15 +1886,27 @@ mod tests {
     fn open_answers_hold_their_slot() {
         let (base, seen) = server(|_| reply("200 OK", "", "abcdefgh"));
         let c = client_for(&base, "[limits]\nmax_concurrent_requests = 2");
-        let mut a = c.send(OutgoingRequest::get(format!("{base}/a"))).unwrap();
-        let b = c.send(OutgoingRequest::get(format!("{base}/b"))).unwrap();
-        let refused = c.send(OutgoingRequest::get(format!("{base}/c")));
+        let mut a = c
+            .send(OutgoingRequest::get(format!(
+                "{base}/remote.php/dav/files/alice/a"
+            )))
+            .unwrap();
+        let b = c
+            .send(OutgoingRequest::get(format!(
+                "{base}/remote.php/dav/files/alice/b"
+            )))
+            .unwrap();
+        let refused = c.send(OutgoingRequest::get(format!(
+            "{base}/remote.php/dav/files/alice/c"
+        )));
         assert!(
             matches!(&refused, Err(HttpError::Refused(m)) if m.contains("max_concurrent_requests")),
             "{:?}",
             refused.err()
         );
-        let batch = c.send_all(vec![OutgoingRequest::get(format!("{base}/d"))]);
+        let batch = c.send_all(vec![OutgoingRequest::get(format!(
+            "{base}/remote.php/dav/files/alice/d"
+        ))]);
         assert!(matches!(&batch[0], Err(HttpError::Refused(_))));
         assert_eq!(
             seen.lock().unwrap().len(),
@@ -1562,11 +1915,14 @@ mod tests {
         );
         // Reading one to the end frees its slot; dropping the other too.
         assert_eq!(read_all(&mut a.body), b"abcdefgh");
-        c.send(OutgoingRequest::get(format!("{base}/c"))).unwrap();
+        c.send(OutgoingRequest::get(format!(
+            "{base}/remote.php/dav/files/alice/c"
+        )))
+        .unwrap();
         drop(b);
         let batch = c.send_all(vec![
-            OutgoingRequest::get(format!("{base}/e")),
-            OutgoingRequest::get(format!("{base}/f")),
+            OutgoingRequest::get(format!("{base}/remote.php/dav/files/alice/e")),
+            OutgoingRequest::get(format!("{base}/remote.php/dav/files/alice/f")),
         ]);
         assert!(batch.iter().all(|r| r.is_ok()));
     }
@@ -1578,17 +1934,25 @@ mod tests {
         let (base, seen) = server(|_| reply("200 OK", "", "0123456789ab"));
         let stop = StopFlag::new();
         let (c, _) = paced_client(&base, "", stop.clone());
-        let mut open = c.send(OutgoingRequest::get(format!("{base}/a"))).unwrap();
+        let mut open = c
+            .send(OutgoingRequest::get(format!(
+                "{base}/remote.php/dav/files/alice/a"
+            )))
+            .unwrap();
         assert_eq!(open.body.read_chunk(4).unwrap().unwrap(), b"0123");
         stop.request();
         assert!(c.stopping());
-        let refused = c.send(OutgoingRequest::get(format!("{base}/b")));
+        let refused = c.send(OutgoingRequest::get(format!(
+            "{base}/remote.php/dav/files/alice/b"
+        )));
         assert!(
             matches!(&refused, Err(HttpError::Refused(m)) if m.contains("stopping")),
             "{:?}",
             refused.err()
         );
-        let batch = c.send_all(vec![OutgoingRequest::get(format!("{base}/c"))]);
+        let batch = c.send_all(vec![OutgoingRequest::get(format!(
+            "{base}/remote.php/dav/files/alice/c"
+        ))]);
         assert!(matches!(&batch[0], Err(HttpError::Refused(_))));
         // The batch in flight goes on until the connector commits it.
         assert_eq!(open.body.read_chunk(4).unwrap().unwrap(), b"4567");
@@ -1625,7 +1989,9 @@ mod tests {
         let stop = StopFlag::new();
         let time = Arc::new(StopDuringSleep(ManualTime::new(wall_start()), stop.clone()));
         let c = paced_client_on(&base, "", stop, time.clone());
-        let r = c.send(OutgoingRequest::get(format!("{base}/x")));
+        let r = c.send(OutgoingRequest::get(format!(
+            "{base}/remote.php/dav/files/alice/x"
+        )));
         assert!(
             matches!(&r, Err(HttpError::Refused(m)) if m.contains("stopping")),
             "{:?}",

@@ -9,6 +9,7 @@
 //! in-process with a [`Config`] (see [`Config::from_toml_str`] and
 //! [`Config::with_secret`]).
 
+pub mod capability;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -17,6 +18,8 @@ pub mod demo;
 pub mod download;
 pub mod error;
 pub mod http;
+pub mod identity;
+pub mod inspect;
 pub mod lock;
 pub mod model;
 pub mod origin;

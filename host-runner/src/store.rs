@@ -20,6 +20,7 @@
 //!   INDEX records_path(path)
 //! users(id TEXT PRIMARY KEY, display_name TEXT NOT NULL, email TEXT)
 //! record_groups(external_id TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL, owner TEXT NOT NULL)
+//! host_identities(account TEXT PRIMARY KEY, user_id TEXT NOT NULL)  -- the host's own; no import reaches it
 //! ```
 
 use crate::error::{Error, Result};
@@ -73,6 +74,10 @@ CREATE TABLE IF NOT EXISTS record_groups (
     name TEXT NOT NULL,
     kind TEXT NOT NULL,
     owner TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS host_identities (
+    account TEXT PRIMARY KEY NOT NULL,
+    user_id TEXT NOT NULL
 );
 ";
 
@@ -212,6 +217,29 @@ impl Store {
     }
 
     /// The known record of each id, as last committed.
+    /// The user id the host resolved for `account` (a login at a base URL).
+    /// Only the host writes it: the connector's imports cannot.
+    pub fn host_identity(&self, account: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT user_id FROM host_identities WHERE account = ?1",
+                [account],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Records the user id the host resolved, at once and outside any batch.
+    pub fn set_host_identity(&self, account: &str, user_id: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO host_identities (account, user_id) VALUES (?1, ?2)
+             ON CONFLICT(account) DO UPDATE SET user_id = excluded.user_id",
+            params![account, user_id],
+        )?;
+        Ok(())
+    }
+
     pub fn lookup(&self, external_ids: &[String]) -> Result<Vec<Option<Record>>> {
         let mut stmt = self
             .conn

@@ -52,6 +52,41 @@ pub fn rogue_wasm() -> PathBuf {
     wasm("rogue_guest")
 }
 
+/// The attacks of the hostile component (`tests/rogue-guest/src/attack.rs`):
+/// requests a read-only connector must never get sent.
+pub const ROGUE_ATTACKS: &[&str] = &[
+    "put",
+    "mkcol",
+    "delete",
+    "move",
+    "copy",
+    "proppatch",
+    "lock",
+    "trace",
+    "share-link",
+    "share-link-v1",
+    "share-delete",
+    "apppassword-rotate",
+    "apppassword-delete",
+    "getapppassword",
+    "method-override-header",
+    "method-override-query",
+    "header-smuggling",
+    "unlisted-header",
+    "traversal",
+    "other-user",
+    "other-dav-roots",
+    "send-all-write",
+];
+
+/// Makes the hostile component try `mode` on its next run in `database`,
+/// whatever the login (a real server needs a real one).
+pub fn set_rogue_mode(database: &std::path::Path, mode: &str) {
+    let mut store = host_runner::Store::open(database).expect("database opens");
+    store.set("rogue-mode".into(), mode.into());
+    store.commit().expect("mode committed");
+}
+
 /// A simulated server and an account synced from it into a fresh database.
 pub struct Account {
     pub server: Arc<Server>,
@@ -138,6 +173,21 @@ impl Account {
             "connector.toml",
             "",
         )
+    }
+
+    /// An account run by the hostile component, on the sample tree; `mode`
+    /// goes in as the login, which the rogue reads as what to try.
+    pub fn rogue(mode: &str, settings: &str) -> Account {
+        let mut account = Account::with_settings(
+            SimOptions {
+                login: mode.into(),
+                ..SimOptions::default()
+            },
+            settings,
+        );
+        account.sim().populate_sample();
+        account.component = rogue_wasm();
+        account
     }
 
     /// The demo's sample tree.

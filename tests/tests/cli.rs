@@ -94,24 +94,40 @@ fn sync_reports_json_and_the_secret_appears_nowhere() {
         "RFC 3339 UTC"
     );
 
-    let encoded = base64(&format!("alice:{PASSWORD}"));
+    // At RUST_LOG=trace, no 12-character piece of the password or of the
+    // encoded credential is anywhere: stdout, stderr, or any file written.
+    let secret_pieces = secret_pieces(&format!("alice:{PASSWORD}"));
+    assert!(text(&output).contains("DEBUG"), "debug logging is on");
     for out in [&output, &records] {
         let all = text(out);
-        assert!(
-            !all.contains(PASSWORD) && !all.contains(&encoded),
-            "the secret leaked into output"
-        );
+        if let Some(piece) = secret_pieces.iter().find(|p| all.contains(p.as_str())) {
+            panic!("a piece of the secret, `{piece}`, leaked into the output");
+        }
     }
     for entry in std::fs::read_dir(account.dir.path()).unwrap() {
         let path = entry.unwrap().path();
+        if !path.is_file() {
+            continue;
+        }
         let bytes = std::fs::read(&path).unwrap();
         let hay = String::from_utf8_lossy(&bytes);
-        assert!(
-            !hay.contains(PASSWORD) && !hay.contains(&encoded),
-            "the secret is in {}",
-            path.display()
-        );
+        if let Some(piece) = secret_pieces.iter().find(|p| hay.contains(p.as_str())) {
+            panic!("a piece of the secret, `{piece}`, is in {}", path.display());
+        }
     }
+}
+
+/// Every 12-character window of the password and of the Basic credential
+/// made of `login:password`.
+fn secret_pieces(login_password: &str) -> Vec<String> {
+    let encoded = base64(login_password);
+    let windows = |s: &str| -> Vec<String> {
+        let chars: Vec<char> = s.chars().collect();
+        chars.windows(12).map(|w| w.iter().collect()).collect()
+    };
+    let mut pieces = windows(&encoded);
+    pieces.extend(windows(PASSWORD));
+    pieces
 }
 
 #[test]
@@ -166,4 +182,33 @@ fn the_demo_runs_end_to_end() {
         .unwrap();
     assert!(output.status.success(), "{}", text(&output));
     assert!(!String::from_utf8_lossy(&output.stdout).trim().is_empty());
+}
+
+/// A proxy named by the environment would read a plain-HTTP request and the
+/// credential in it: the host never hands one over.
+#[test]
+fn a_proxy_from_the_environment_never_sees_a_plain_http_request() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy = format!("http://{}", listener.local_addr().unwrap());
+    listener.set_nonblocking(true).unwrap();
+    let account = Account::sample();
+    let output = Command::new(env!("CARGO_BIN_EXE_host-runner-e2e"))
+        .args(["sync", "--json", "--config"])
+        .arg(&account.config_path)
+        .arg("--component")
+        .arg(&account.component)
+        .env(PASSWORD_ENV, PASSWORD)
+        .env("HTTP_PROXY", &proxy)
+        .env("http_proxy", &proxy)
+        .env("ALL_PROXY", &proxy)
+        .env("all_proxy", &proxy)
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .output()
+        .expect("host-runner runs");
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(
+        matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the proxy was contacted"
+    );
 }

@@ -10,6 +10,7 @@ mod filters;
 mod full_sync;
 mod incremental;
 mod kill;
+mod least_privilege;
 mod pacing;
 mod permissions;
 mod real;

@@ -9,6 +9,7 @@ use super::host::{
 };
 use super::output::{GuestOutput, panic_message};
 use super::{convert, engine};
+use crate::capability::{self, Declared};
 use crate::config::Config;
 use crate::content::{Delivered, Destination};
 use crate::error::{Error, Result};
@@ -26,6 +27,7 @@ use wasmtime_wasi::WasiCtx;
 #[derive(Clone)]
 pub struct LoadedComponent {
     path: PathBuf,
+    declared: Declared,
     pre: ConnectorPre<HostState>,
 }
 
@@ -38,6 +40,8 @@ impl LoadedComponent {
     }
 
     pub fn from_file(path: &Path) -> Result<LoadedComponent> {
+        // What it asks for is read before anything of it is compiled or run.
+        let declared = declared_by(path)?;
         let engine = engine::engine()?;
         let component = super::component::load_component(&engine, path)?;
         let mut linker: Linker<HostState> = Linker::new(&engine);
@@ -58,6 +62,7 @@ impl LoadedComponent {
             })?;
         Ok(LoadedComponent {
             path: path.to_path_buf(),
+            declared,
             pre,
         })
     }
@@ -65,6 +70,23 @@ impl LoadedComponent {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// The capabilities the component declared (or the read-only default).
+    pub fn declared(&self) -> &Declared {
+        &self.declared
+    }
+}
+
+/// The capabilities a component file declares.
+pub fn declared_by(path: &Path) -> Result<Declared> {
+    let wasm = std::fs::read(path)
+        .map_err(|e| Error::Component(format!("cannot read `{}`: {e}", path.display())))?;
+    capability::declared(&wasm).map_err(|e| {
+        Error::Component(format!(
+            "`{}` is refused before it runs: {e}",
+            path.display()
+        ))
+    })
 }
 
 /// Replaces WASI's timer subscriptions with ones that wait at most the guest

@@ -20,6 +20,27 @@ wit_bindgen::generate!({
     path: "../../wit",
 });
 
+mod attack;
+
+/// The sync point a test may set to pick the mode instead of the login.
+const MODE_KEY: &str = "rogue-mode";
+
+/// It asks for everything this host knows, writes included: only the
+/// operator's `grants` may give it more than reads.
+const MANIFEST: &[u8] = br#"{"capabilities":["server.status","server.capabilities","user.read","activity.read","shares.read","files.read","files.search","files.write","shares.write"]}"#;
+
+#[unsafe(link_section = "nextcloud-connector:capabilities")]
+#[used]
+static CAPABILITIES: [u8; MANIFEST.len()] = {
+    let mut bytes = [0u8; MANIFEST.len()];
+    let mut i = 0;
+    while i < bytes.len() {
+        bytes[i] = MANIFEST[i];
+        i += 1;
+    }
+    bytes
+};
+
 use exports::nextcloud::connector::lifecycle as wit;
 use nextcloud::connector::{content, http, records, storage, types};
 
@@ -65,9 +86,12 @@ impl wit::Guest for Rogue {
     }
 
     fn run_sync() -> Result<wit::SyncSummary, wit::Error> {
-        let mode = MODE.with(|m| m.borrow().clone());
+        // A sync point the test stored wins over the login, which a real
+        // server needs to be a real user.
+        let mode = storage::get(MODE_KEY).unwrap_or_else(|| MODE.with(|m| m.borrow().clone()));
         let (what, arg) = mode.split_once(' ').unwrap_or((mode.as_str(), ""));
         match what {
+            "attack" => attack(arg),
             "other-origin" => outcome(http::send(&request(
                 &format!("http://127.0.0.1:{arg}/steal"),
                 vec![],
@@ -218,6 +242,68 @@ fn stream_bad_names(record: &types::Record, destination: &content::Destination) 
         verified: None,
         checksum: None,
     }
+}
+
+/// Sends the requests of one attack (see `attack.rs`); each must come back
+/// refused. The error lists what escaped and what was blocked.
+fn attack(name: &str) -> Result<wit::SyncSummary, wit::Error> {
+    let base = BASE_URL.with(|b| b.borrow().clone());
+    let user = whoami(&base)?;
+    let sent: Vec<(String, Result<http::Response, http::HttpError>)> = if name == "send-all-write" {
+        let requests = attack::send_all_requests(&base, &user);
+        let what: Vec<String> = requests
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.url))
+            .collect();
+        what.into_iter().zip(http::send_all(&requests)).collect()
+    } else {
+        attack::requests(name, &base, &user)
+            .ok_or_else(|| wit::Error::Config(format!("unknown attack {name:?}")))?
+            .into_iter()
+            .map(|r| (format!("{} {}", r.method, r.url), http::send(&r)))
+            .collect()
+    };
+    let mut escaped = Vec::new();
+    let mut blocked = Vec::new();
+    for (what, result) in sent {
+        match result {
+            Ok(r) => escaped.push(format!("{what} -> {}", r.status)),
+            Err(e) => blocked.push(format!("{what}: {e:?}")),
+        }
+    }
+    Err(wit::Error::Http(if escaped.is_empty() {
+        format!("blocked all {}: {blocked:?}", blocked.len())
+    } else {
+        format!("ESCAPED: {escaped:?}; blocked: {blocked:?}")
+    }))
+}
+
+/// The user id, as a connector may learn it.
+fn whoami(base: &str) -> Result<String, wit::Error> {
+    let response = http::send(&request(
+        &format!("{base}/ocs/v2.php/cloud/user?format=json"),
+        vec![
+            http::Header {
+                name: "OCS-APIRequest".into(),
+                value: "true".into(),
+            },
+            http::Header {
+                name: "Accept".into(),
+                value: "application/json".into(),
+            },
+        ],
+    ))
+    .map_err(|e| wit::Error::Http(format!("whoami: {e:?}")))?;
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .body
+        .read(65536)
+        .map_err(|e| wit::Error::Http(format!("whoami: {e:?}")))?
+    {
+        body.extend(chunk);
+    }
+    attack::user_id(&String::from_utf8_lossy(&body))
+        .ok_or_else(|| wit::Error::Protocol("whoami: no user id".into()))
 }
 
 export!(Rogue);
