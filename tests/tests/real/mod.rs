@@ -12,6 +12,7 @@
 //! empty homes.
 
 mod conformance;
+mod least_privilege;
 mod sync;
 
 use std::fs::File;
