@@ -30,6 +30,7 @@ Examples:
   NEXTCLOUD_APP_PASSWORD=... host-runner run --config nc.toml --json
   host-runner download --config nc.toml --path \"/Reports 2024/Q1.pdf\" -o q1.pdf
   host-runner demo
+  host-runner inspect --component vendor-connector.wasm
 
 Exit codes:
   0  success

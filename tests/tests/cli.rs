@@ -212,3 +212,72 @@ fn a_proxy_from_the_environment_never_sees_a_plain_http_request() {
         "the proxy was contacted"
     );
 }
+
+/// `inspect` reads what a component asks for from its bytes: the connector
+/// asks for reads only, all granted; the rogue also asks for writes, which
+/// only a configuration's `grants` gives it.
+#[test]
+fn inspect_shows_the_capabilities_asked_for_and_granted() {
+    let inspect = |component: &std::path::Path, config: Option<&std::path::Path>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_host-runner-e2e"));
+        command
+            .args(["inspect", "--json", "--component"])
+            .arg(component);
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        }
+        let output = command.output().expect("host-runner runs");
+        assert!(output.status.success(), "{}", text(&output));
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).expect("JSON")
+    };
+    let granted = |json: &serde_json::Value| -> Vec<(String, bool)> {
+        json["capabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["name"].as_str().unwrap().to_string(),
+                    c["granted"].as_bool().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let connector = inspect(&tests::connector_wasm(), None);
+    assert_eq!(connector["wit_versions"], serde_json::json!(["0.1.0"]));
+    assert_eq!(connector["compatible"], true);
+    assert_eq!(connector["declared"], true);
+    let asked = granted(&connector);
+    assert_eq!(asked.len(), 7, "{asked:?}");
+    assert!(asked.iter().all(|(_, g)| *g), "{asked:?}");
+    assert!(
+        connector["capabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["level"] == "read")
+    );
+
+    let rogue = inspect(&tests::rogue_wasm(), None);
+    let writes: Vec<(String, bool)> = granted(&rogue)
+        .into_iter()
+        .filter(|(n, _)| n.ends_with(".write"))
+        .collect();
+    assert_eq!(
+        writes,
+        [
+            ("files.write".to_string(), false),
+            ("shares.write".to_string(), false)
+        ]
+    );
+    let account = Account::with_settings(
+        SimOptions::default(),
+        "grants = [\"files.read\", \"files.write\"]",
+    );
+    let narrowed = inspect(&tests::rogue_wasm(), Some(&account.config_path));
+    let granted_now: Vec<String> = granted(&narrowed)
+        .into_iter()
+        .filter_map(|(n, g)| g.then_some(n))
+        .collect();
+    assert_eq!(granted_now, ["files.read", "files.write"]);
+}

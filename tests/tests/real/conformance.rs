@@ -41,8 +41,10 @@
 //! entry that no longer matches anything fails the test too.
 //!
 //! The PUT, MKCOL, MOVE, COPY and DELETE the script sends to the real server
-//! are not compared: the simulator is changed through its API (it answers
-//! 501 to writes), and the connector never writes.
+//! are not compared: the simulator is changed through its API, and the
+//! connector never writes (the host refuses writes unless the operator grants
+//! them; the simulator serves them so that an escape would show, see
+//! `least_privilege`).
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
