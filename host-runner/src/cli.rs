@@ -252,7 +252,11 @@ pub fn main() -> ExitCode {
                 });
                 println!("{line}");
             }
-            eprintln!("error: {e:#}");
+            // The text may carry what the connector said: no raw escape
+            // sequence reaches the terminal.
+            let message = format!("{e:#}");
+            let lines: Vec<_> = message.lines().map(render::printable).collect();
+            eprintln!("error: {}", lines.join("\n"));
             ExitCode::from(code as u8)
         }
     }

@@ -281,3 +281,17 @@ fn inspect_shows_the_capabilities_asked_for_and_granted() {
         .collect();
     assert_eq!(granted_now, ["files.read", "files.write"]);
 }
+
+/// What the connector says reaches the user, but not as terminal escapes.
+#[test]
+fn a_connectors_error_cannot_drive_the_terminal() {
+    let account = Account::rogue("terminal-escape", "");
+    let output = host_runner(&account, &["sync"], PASSWORD);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("screen cleared"), "{stderr}");
+    assert!(
+        !stderr.contains('\u{1b}') && !stderr.contains('\u{7}'),
+        "{stderr:?}"
+    );
+}

@@ -9,6 +9,7 @@
 //! - `loop`: never returns.
 //! - `alloc`: allocates without bound.
 //! - `panic`: panics with a message the user must see.
+//! - `terminal-escape`: fails with a message full of terminal escapes.
 //! - `outside-paths`: emits a record whose path is outside its account.
 //! - `bad-names`: commits records whose names and paths would escape a
 //!   download folder or drive a terminal, and one whose content outgrows its size.
@@ -128,6 +129,9 @@ impl wit::Guest for Rogue {
                 }
             }
             "panic" => panic!("rogue guest panicked on purpose"),
+            "terminal-escape" => Err(wit::Error::Config(
+                "\u{1b}]0;owned\u{7}\u{1b}[2Jscreen cleared".into(),
+            )),
             "outside-paths" => {
                 let record = types::Record {
                     external_id: "1".into(),
