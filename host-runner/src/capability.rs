@@ -594,6 +594,62 @@ mod tests {
         assert!(check(&g, "PUT", "http://h/remote.php/dav/files/alice/x").is_err());
     }
 
+    /// A core module holding the given custom sections.
+    fn module_with(sections: &[(&str, &str)]) -> Vec<u8> {
+        let mut wasm = b"\0asm\x01\0\0\0".to_vec();
+        for (name, data) in sections {
+            let mut body = vec![name.len() as u8];
+            body.extend(name.as_bytes());
+            body.extend(data.as_bytes());
+            assert!(body.len() < 128, "one-byte LEB128 sizes only");
+            wasm.push(0);
+            wasm.push(body.len() as u8);
+            wasm.extend(body);
+        }
+        wasm
+    }
+
+    #[test]
+    fn the_declared_section_is_read_before_anything_runs() {
+        let none = declared(&module_with(&[("other", "x")])).unwrap();
+        assert!(!none.explicit);
+        assert_eq!(none.capabilities, READ_ONLY.iter().copied().collect());
+
+        let asked = declared(&module_with(&[(
+            SECTION,
+            r#"{"capabilities":["files.read","files.write"]}"#,
+        )]))
+        .unwrap();
+        assert!(asked.explicit);
+        assert_eq!(
+            asked.capabilities,
+            BTreeSet::from([Capability::FilesRead, Capability::FilesWrite])
+        );
+
+        for (sections, needle) in [
+            (
+                vec![(SECTION, r#"{"capabilities":["files.all"]}"#)],
+                "`files.all`",
+            ),
+            (vec![(SECTION, "files.read")], "not the expected JSON"),
+            (
+                vec![(SECTION, r#"{"capabilities":[],"also":1}"#)],
+                "not the expected JSON",
+            ),
+            (
+                vec![
+                    (SECTION, r#"{"capabilities":[]}"#),
+                    (SECTION, r#"{"capabilities":[]}"#),
+                ],
+                "more than once",
+            ),
+        ] {
+            let err = declared(&module_with(&sections)).unwrap_err();
+            assert!(err.contains(needle), "{err}");
+        }
+        assert!(declared(b"not wasm").is_err());
+    }
+
     #[test]
     fn manifests_are_read_and_refused_when_unclear() {
         assert_eq!(

@@ -1277,6 +1277,50 @@ mod tests {
     }
 
     #[test]
+    fn a_granted_move_may_name_only_a_granted_destination() {
+        let (base, seen) = server(|_| reply("201 Created", "", ""));
+        let config = Config::from_toml_str(
+            &format!("base_url = \"{base}\"\nusername = \"alice\"\ndatabase = \"x\"\n"),
+            std::path::Path::new("/tmp"),
+        )
+        .unwrap();
+        let c = HttpClient::new(&config, &Secret::new("app-pass-word"));
+        let declared = crate::capability::Declared {
+            capabilities: [Capability::FilesWrite].into(),
+            explicit: true,
+        };
+        let operator = [Capability::FilesWrite].into();
+        c.bind(Grants::new(
+            &declared,
+            Some(&operator),
+            &Url::parse(&base).unwrap(),
+            "alice",
+        ));
+        let moving = |to: String| OutgoingRequest {
+            method: "MOVE".into(),
+            url: format!("{base}/remote.php/dav/files/alice/a"),
+            headers: vec![("Destination".into(), to)],
+            body: None,
+        };
+        for to in [
+            format!("{base}/remote.php/dav/files/bob/a"),
+            format!("{base}/remote.php/dav/files/alice/..%2f..%2fbob/a"),
+            "https://evil.example/a".to_string(),
+        ] {
+            assert!(
+                matches!(c.send(moving(to.clone())), Err(HttpError::Refused(_))),
+                "{to}"
+            );
+        }
+        assert!(seen.lock().unwrap().is_empty());
+        let r = c
+            .send(moving(format!("{base}/remote.php/dav/files/alice/b")))
+            .unwrap();
+        assert_eq!(r.status, 201);
+        assert_eq!(seen.lock().unwrap().len(), 1);
+    }
+
+    #[test]
     fn session_cookies_never_reach_the_connector() {
         let (base, _) = server(|_| {
             reply(
