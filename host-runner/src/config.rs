@@ -25,6 +25,14 @@
 //! requests_per_second = 50
 //! max_retries = 5
 //! max_retry_seconds = 120
+//! max_response_seconds = 3600
+//! max_buffered_mib = 256
+//! max_open_bodies = 256
+//! max_call_mib = 64
+//! max_staged_mib = 256
+//! max_staged_writes = 100000
+//! max_table_elements = 100000
+//! max_run_minutes = 1440                    # fractions allowed: 0.5 is 30 s
 //! ```
 //!
 //! `host-runner run` syncs every `interval_minutes` (default 60, a top-level
@@ -59,6 +67,7 @@ use crate::timefmt::{DayBound, parse_date_or_rfc3339};
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use url::Url;
 
 pub const DEFAULT_PASSWORD_ENV: &str = "NEXTCLOUD_APP_PASSWORD";
@@ -180,6 +189,15 @@ struct RawLimits {
     requests_per_second: Option<i64>,
     max_retries: Option<i64>,
     max_retry_seconds: Option<i64>,
+    max_response_seconds: Option<i64>,
+    max_buffered_mib: Option<i64>,
+    max_open_bodies: Option<i64>,
+    max_call_mib: Option<i64>,
+    max_staged_mib: Option<i64>,
+    max_staged_writes: Option<i64>,
+    max_table_elements: Option<i64>,
+    /// An integer or a float: tests and short-lived runs want seconds.
+    max_run_minutes: Option<toml::Value>,
 }
 
 /// Which files a sync keeps (folders are always kept). Times are unix seconds,
@@ -215,6 +233,29 @@ pub struct Limits {
     pub max_retries: u32,
     /// The longest one request may keep retrying, waits included.
     pub max_retry_seconds: u64,
+    /// The longest reading one answer's body may take, from its head to its
+    /// last byte: a server that trickles a byte at a time never trips the
+    /// per-read `http_timeout_seconds`.
+    pub max_response_seconds: u64,
+    /// What the buffered (`send-all`) answers the connector holds may take
+    /// together, across calls, until it reads them to the end or drops them.
+    pub max_buffered_mib: u32,
+    /// How many answer bodies the connector may hold open at once.
+    pub max_open_bodies: u32,
+    /// What the host lifts out of one `send`, `send-all` or `lookup` call
+    /// (strings, lists, and the host's copy of each element), and what a
+    /// `lookup` answer may take.
+    pub max_call_mib: u32,
+    /// What the writes staged since the last commit (`storage.put`, `set`,
+    /// `remove`, `records.on-*`) may take in the host's memory.
+    pub max_staged_mib: u32,
+    /// How many writes may be staged since the last commit.
+    pub max_staged_writes: u32,
+    /// The most entries the connector's tables (function references) may grow to.
+    pub max_table_elements: u32,
+    /// The longest a whole run may take (`max_run_minutes`), checked at every
+    /// host call and while the connector computes.
+    pub max_run: Duration,
 }
 
 impl Default for Limits {
@@ -228,6 +269,14 @@ impl Default for Limits {
             requests_per_second: 50,
             max_retries: 5,
             max_retry_seconds: 120,
+            max_response_seconds: 3600,
+            max_buffered_mib: 256,
+            max_open_bodies: 256,
+            max_call_mib: 64,
+            max_staged_mib: 256,
+            max_staged_writes: 100_000,
+            max_table_elements: 100_000,
+            max_run: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -711,7 +760,80 @@ fn validate_limits(raw: RawLimits) -> Result<Limits> {
             0,
             3600,
         )? as u64,
+        max_response_seconds: in_range(
+            "limits.max_response_seconds",
+            raw.max_response_seconds,
+            d.max_response_seconds as i64,
+            1,
+            86_400,
+        )? as u64,
+        max_buffered_mib: in_range(
+            "limits.max_buffered_mib",
+            raw.max_buffered_mib,
+            d.max_buffered_mib.into(),
+            1,
+            4096,
+        )? as u32,
+        max_open_bodies: in_range(
+            "limits.max_open_bodies",
+            raw.max_open_bodies,
+            d.max_open_bodies.into(),
+            1,
+            65_536,
+        )? as u32,
+        max_call_mib: in_range(
+            "limits.max_call_mib",
+            raw.max_call_mib,
+            d.max_call_mib.into(),
+            1,
+            1024,
+        )? as u32,
+        max_staged_mib: in_range(
+            "limits.max_staged_mib",
+            raw.max_staged_mib,
+            d.max_staged_mib.into(),
+            1,
+            4096,
+        )? as u32,
+        max_staged_writes: in_range(
+            "limits.max_staged_writes",
+            raw.max_staged_writes,
+            d.max_staged_writes.into(),
+            1,
+            10_000_000,
+        )? as u32,
+        max_table_elements: in_range(
+            "limits.max_table_elements",
+            raw.max_table_elements,
+            d.max_table_elements.into(),
+            1000,
+            10_000_000,
+        )? as u32,
+        max_run: run_minutes(raw.max_run_minutes, d.max_run)?,
     })
+}
+
+/// `limits.max_run_minutes`: whole or fractional minutes, from a second to a
+/// week.
+fn run_minutes(value: Option<toml::Value>, default: Duration) -> Result<Duration> {
+    const KEY: &str = "limits.max_run_minutes";
+    let minutes = match value {
+        None => return Ok(default),
+        Some(toml::Value::Integer(i)) => i as f64,
+        Some(toml::Value::Float(f)) => f,
+        Some(other) => {
+            return Err(Error::Config(format!(
+                "`{KEY}` must be a number of minutes (it is {other})"
+            )));
+        }
+    };
+    let (min, max) = (1.0 / 60.0, 7.0 * 24.0 * 60.0);
+    if !(min..=max).contains(&minutes) {
+        return Err(Error::Config(format!(
+            "`{KEY}` must be between {min:.3} (one second) and {max} (it is {minutes})"
+        )));
+    }
+    Ok(Duration::from_secs_f64(minutes * 60.0))
 }
 
 #[cfg(test)]
@@ -884,6 +1006,14 @@ max_body_mib = 8
 requests_per_second = 7
 max_retries = 0
 max_retry_seconds = 30
+max_response_seconds = 60
+max_buffered_mib = 32
+max_open_bodies = 16
+max_call_mib = 8
+max_staged_mib = 16
+max_staged_writes = 500
+max_table_elements = 5000
+max_run_minutes = 0.5
 "#,
         )
         .unwrap();
@@ -907,6 +1037,14 @@ max_retry_seconds = 30
                 requests_per_second: 7,
                 max_retries: 0,
                 max_retry_seconds: 30,
+                max_response_seconds: 60,
+                max_buffered_mib: 32,
+                max_open_bodies: 16,
+                max_call_mib: 8,
+                max_staged_mib: 16,
+                max_staged_writes: 500,
+                max_table_elements: 5000,
+                max_run: Duration::from_secs(30),
             }
         );
         assert_eq!(c.name, "alice@example.com");
@@ -1075,6 +1213,42 @@ max_retry_seconds = 30
             (
                 "[limits]\nmax_retry_seconds = -1",
                 "`limits.max_retry_seconds` must be between 0 and 3600",
+            ),
+            (
+                "[limits]\nmax_response_seconds = 0",
+                "`limits.max_response_seconds` must be between 1",
+            ),
+            (
+                "[limits]\nmax_buffered_mib = 0",
+                "`limits.max_buffered_mib` must be between 1",
+            ),
+            (
+                "[limits]\nmax_open_bodies = 0",
+                "`limits.max_open_bodies` must be between 1",
+            ),
+            (
+                "[limits]\nmax_call_mib = 0",
+                "`limits.max_call_mib` must be between 1",
+            ),
+            (
+                "[limits]\nmax_staged_mib = 0",
+                "`limits.max_staged_mib` must be between 1",
+            ),
+            (
+                "[limits]\nmax_staged_writes = 0",
+                "`limits.max_staged_writes` must be between 1",
+            ),
+            (
+                "[limits]\nmax_table_elements = 10",
+                "`limits.max_table_elements` must be between 1000",
+            ),
+            (
+                "[limits]\nmax_run_minutes = 0.001",
+                "`limits.max_run_minutes` must be between 0.017 (one second)",
+            ),
+            (
+                "[limits]\nmax_run_minutes = \"1h\"",
+                "`limits.max_run_minutes` must be a number of minutes",
             ),
             (
                 "interval_minutes = 0",

@@ -16,7 +16,11 @@
 //! * The first 401 latches: every later request of the run is refused without
 //!   being sent, so a wrong password cannot walk into Nextcloud's brute-force
 //!   lockout (10 failures in 30 minutes block the address).
-//! * Timeouts on connect and on every read; buffered bodies are capped.
+//! * Timeouts on connect and on every read, and on each answer's whole body
+//!   (`limits.max_response_seconds`), so a server that trickles a byte at a
+//!   time cannot hold a run. Buffered bodies are capped one by one
+//!   (`limits.max_body_mib`) and together, across calls, for as long as the
+//!   connector holds them (`limits.max_buffered_mib`).
 //! * Every attempt is paced by [`Pace`]: a token bucket
 //!   (`limits.requests_per_second`) and a cap on requests in flight
 //!   (`limits.max_concurrent_requests`), for `send` and `send-all` alike. A
@@ -48,9 +52,9 @@ use url::Url;
 /// The most a single `body.read` hands back, whatever the connector asks for.
 pub const MAX_CHUNK: u32 = 1 << 20;
 
-/// The answers of one `send-all` together may hold this many times
-/// `max_body_mib`.
-pub const BATCH_BUDGET_BODIES: u64 = 4;
+/// How much of a buffered answer is read, and counted against
+/// `limits.max_buffered_mib`, at a time.
+const BUFFER_STEP: usize = 64 * 1024;
 
 /// After a stop was asked for, answers are handed out until the connector's
 /// next commit, or at most this long.
@@ -143,6 +147,72 @@ enum BodyInner {
     Finished,
 }
 
+/// Buffered answers held across calls would take more than
+/// `limits.max_buffered_mib`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the answer to {what} does not fit: the buffered answers the connector holds may take {limit_mib} MiB together"
+)]
+pub struct BufferedLimitExceeded {
+    pub what: String,
+    pub limit_mib: u64,
+}
+
+/// The bytes buffered answers hold in a run, and their cap.
+#[derive(Debug)]
+struct BufferedBudget {
+    held: AtomicU64,
+    limit: u64,
+}
+
+/// Bytes counted against the [`BufferedBudget`] until dropped.
+#[derive(Debug)]
+struct Held {
+    bytes: u64,
+    budget: Arc<BufferedBudget>,
+}
+
+impl BufferedBudget {
+    /// Counts `bytes` more; false, counting nothing, when they would not fit.
+    fn reserve(&self, bytes: u64) -> bool {
+        self.held
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |held| {
+                held.checked_add(bytes).filter(|n| *n <= self.limit)
+            })
+            .is_ok()
+    }
+}
+
+impl Held {
+    fn none(budget: &Arc<BufferedBudget>) -> Held {
+        Held {
+            bytes: 0,
+            budget: budget.clone(),
+        }
+    }
+
+    fn grow(&mut self, bytes: u64) -> bool {
+        let fits = self.budget.reserve(bytes);
+        if fits {
+            self.bytes += bytes;
+        }
+        fits
+    }
+
+    /// Gives back all but `bytes`.
+    fn shrink_to(&mut self, bytes: u64) {
+        let excess = self.bytes.saturating_sub(bytes);
+        self.budget.held.fetch_sub(excess, Ordering::SeqCst);
+        self.bytes -= excess;
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.budget.held.fetch_sub(self.bytes, Ordering::SeqCst);
+    }
+}
+
 /// The host side of the WIT `body` resource: streams from the connection, or
 /// hands out bytes already read.
 pub struct ResponseBody {
@@ -155,22 +225,55 @@ pub struct ResponseBody {
     gate: Option<Arc<StopGate>>,
     /// The client's count of body bytes read off the wire.
     received: Option<Arc<AtomicU64>>,
+    /// When a streamed answer must have arrived in full.
+    deadline: Option<ResponseDeadline>,
+    /// A buffered answer's bytes, counted until finished or dropped.
+    held: Option<Held>,
+}
+
+/// When an answer's body must have arrived in full (`limits.max_response_seconds`).
+#[derive(Debug, Clone, Copy)]
+struct ResponseDeadline {
+    at: Instant,
+    limit: Duration,
+}
+
+impl ResponseDeadline {
+    fn after(limit: Duration) -> ResponseDeadline {
+        ResponseDeadline {
+            at: Instant::now() + limit,
+            limit,
+        }
+    }
+
+    fn check(&self, what: &str) -> Result<(), HttpError> {
+        if Instant::now() < self.at {
+            return Ok(());
+        }
+        Err(HttpError::Timeout(format!(
+            "{what}: the answer did not arrive in full within {} s (`limits.max_response_seconds`); the server sends it too slowly",
+            self.limit.as_secs()
+        )))
+    }
 }
 
 impl ResponseBody {
-    pub fn from_bytes(bytes: Vec<u8>) -> ResponseBody {
+    fn buffered(bytes: Vec<u8>, what: String, held: Option<Held>) -> ResponseBody {
         ResponseBody {
             inner: BodyInner::Buffered(std::io::Cursor::new(bytes)),
-            what: String::new(),
+            what,
             permit: None,
             gate: None,
             received: None,
+            deadline: None,
+            held,
         }
     }
 
     fn finish(&mut self) {
         self.inner = BodyInner::Finished;
         self.permit = None;
+        self.held = None;
     }
 
     /// Up to `max` bytes (at most [`MAX_CHUNK`]); `None` once finished.
@@ -184,6 +287,12 @@ impl ResponseBody {
                 "{}: the rest of the answer was not read: host-runner is stopping (SIGINT or SIGTERM); the next run goes on from the last commit",
                 self.what
             )));
+        }
+        if let Some(deadline) = self.deadline
+            && let Err(e) = deadline.check(&self.what)
+        {
+            self.finish();
+            return Err(e);
         }
         let want = max.min(MAX_CHUNK) as usize;
         let reader: &mut dyn Read = match &mut self.inner {
@@ -316,6 +425,8 @@ pub struct HttpClient {
     username: String,
     authorization: HeaderValue,
     max_body_bytes: u64,
+    buffered: Arc<BufferedBudget>,
+    max_response: Duration,
     timeout: Duration,
     retry: RetryPolicy,
     pace: Pace,
@@ -389,6 +500,11 @@ impl HttpClient {
             username: config.username.clone(),
             authorization,
             max_body_bytes: u64::from(limits.max_body_mib) << 20,
+            buffered: Arc::new(BufferedBudget {
+                held: AtomicU64::new(0),
+                limit: u64::from(limits.max_buffered_mib) << 20,
+            }),
+            max_response: Duration::from_secs(limits.max_response_seconds),
             timeout,
             retry: RetryPolicy::from_limits(limits),
             pace: Pace::new(
@@ -454,6 +570,11 @@ impl HttpClient {
         self.bytes_received.load(Ordering::Relaxed)
     }
 
+    /// What the buffered answers handed out and not yet finished or dropped hold.
+    pub fn buffered_bytes(&self) -> u64 {
+        self.buffered.held.load(Ordering::SeqCst)
+    }
+
     /// Of those, the retries.
     pub fn retries(&self) -> u64 {
         self.retries.load(Ordering::SeqCst)
@@ -498,6 +619,8 @@ impl HttpClient {
                 permit: Some(permit),
                 gate: Some(self.gate.clone()),
                 received: Some(self.bytes_received.clone()),
+                deadline: Some(ResponseDeadline::after(self.max_response)),
+                held: None,
             },
         })
     }
@@ -513,11 +636,13 @@ impl HttpClient {
     }
 
     /// Several requests, up to `max_concurrent_requests` at once, each body
-    /// read fully (up to `max_body_mib`); answers in the order asked.
+    /// read fully (up to `max_body_mib`); answers in the order asked. Fails,
+    /// dropping every answer, when they would take the buffered answers held
+    /// past `max_buffered_mib`.
     pub fn send_all(
         &self,
         requests: Vec<OutgoingRequest>,
-    ) -> Vec<Result<IncomingResponse, HttpError>> {
+    ) -> Result<Vec<Result<IncomingResponse, HttpError>>, BufferedLimitExceeded> {
         // Slots held by answers the connector keeps open stay taken during
         // this call; the rest are this batch's.
         let free = self.pace.available();
@@ -537,8 +662,7 @@ impl HttpClient {
         let results: Vec<Mutex<Option<Result<IncomingResponse, HttpError>>>> =
             slots.iter().map(|_| Mutex::new(None)).collect();
         let next = AtomicUsize::new(0);
-        // All answers of one batch together may hold at most this much.
-        let budget = AtomicU64::new(self.max_body_bytes.saturating_mul(BATCH_BUDGET_BODIES));
+        let exceeded: Mutex<Option<BufferedLimitExceeded>> = Mutex::new(None);
         let work = || {
             loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
@@ -547,7 +671,15 @@ impl HttpClient {
                 }
                 let taken = slots[i].lock().unwrap_or_else(|p| p.into_inner()).take();
                 let result = match taken {
-                    Some(Ok(prepared)) => self.fetch_buffered(prepared, &budget),
+                    Some(Ok(prepared)) => match self.fetch_buffered(prepared) {
+                        Ok(fetched) => fetched,
+                        Err(e) => {
+                            // The batch is lost: send nothing more of it.
+                            *exceeded.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                            next.store(slots.len(), Ordering::SeqCst);
+                            break;
+                        }
+                    },
                     Some(Err(e)) => Err(e),
                     None => unreachable!("each slot is taken once"),
                 };
@@ -564,62 +696,87 @@ impl HttpClient {
                 }
             });
         }
-        results
+        if let Some(e) = exceeded.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            return Err(e);
+        }
+        Ok(results
             .into_iter()
             .map(|m| {
                 m.into_inner()
                     .unwrap_or_else(|p| p.into_inner())
                     .expect("every slot was filled")
             })
-            .collect()
+            .collect())
     }
 
+    /// One answer read whole; the outer error ends the batch, the inner one
+    /// is this answer's.
     fn fetch_buffered(
         &self,
         prepared: Prepared,
-        budget: &AtomicU64,
-    ) -> Result<IncomingResponse, HttpError> {
+    ) -> Result<Result<IncomingResponse, HttpError>, BufferedLimitExceeded> {
         let what = prepared.what();
         // Fewer workers than free slots: this never waits for long.
-        let (response, permit) = self.dispatch(&prepared, || Ok(self.pace.acquire()))?;
+        let (response, permit) = match self.dispatch(&prepared, || Ok(self.pace.acquire())) {
+            Ok(answer) => answer,
+            Err(e) => return Ok(Err(e)),
+        };
+        let deadline = ResponseDeadline::after(self.max_response);
         let (parts, mut body) = response.into_parts();
         let cap = self.max_body_bytes;
         let too_large = || {
-            HttpError::TooLarge(format!(
+            Ok(Err(HttpError::TooLarge(format!(
                 "the answer to {what} is larger than {} MiB (`limits.max_body_mib`)",
                 cap >> 20
-            ))
+            ))))
         };
         if body.content_length().is_some_and(|n| n > cap) {
-            return Err(too_large());
+            return too_large();
         }
-        let mut bytes = Vec::new();
-        body.as_reader()
-            .take(cap + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| io_error(&what, e))?;
+        let over_budget = || BufferedLimitExceeded {
+            what: what.clone(),
+            limit_mib: self.buffered.limit >> 20,
+        };
+        // The buffer's capacity is counted before it is allocated: answers
+        // held across calls and this batch's together never pass the budget,
+        // however many workers read at once.
+        let mut held = Held::none(&self.buffered);
+        let mut bytes: Vec<u8> = Vec::new();
+        let mut reader = body.as_reader().take(cap + 1);
+        let mut step = vec![0u8; BUFFER_STEP];
+        loop {
+            if let Err(e) = deadline.check(&what) {
+                return Ok(Err(e));
+            }
+            let n = match reader.read(&mut step) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Ok(Err(io_error(&what, e))),
+            };
+            let need = bytes.len() + n;
+            if need > cap as usize {
+                return too_large();
+            }
+            if need > bytes.capacity() {
+                let grown = need.max(bytes.capacity() * 2).min(cap as usize);
+                if !held.grow((grown - bytes.capacity()) as u64) {
+                    return Err(over_budget());
+                }
+                bytes.reserve_exact(grown - bytes.len());
+            }
+            bytes.extend_from_slice(&step[..n]);
+        }
         drop(permit);
-        if bytes.len() as u64 > cap {
-            return Err(too_large());
-        }
-        let len = bytes.len() as u64;
-        self.bytes_received.fetch_add(len, Ordering::Relaxed);
-        if budget
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
-                left.checked_sub(len)
-            })
-            .is_err()
-        {
-            return Err(HttpError::TooLarge(format!(
-                "the answer to {what} does not fit: the answers of one send-all may hold {} MiB together ({BATCH_BUDGET_BODIES} x `limits.max_body_mib`); send fewer requests at once",
-                (cap * BATCH_BUDGET_BODIES) >> 20
-            )));
-        }
-        Ok(IncomingResponse {
+        bytes.shrink_to_fit();
+        held.shrink_to(bytes.capacity() as u64);
+        self.bytes_received
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        Ok(Ok(IncomingResponse {
             status: parts.status.as_u16(),
             headers: header_list(&parts.headers),
-            body: ResponseBody::from_bytes(bytes),
-        })
+            body: ResponseBody::buffered(bytes, what, Some(held)),
+        }))
     }
 
     /// Applies the policy: origin, grants, headers, body; attaches the
@@ -1339,7 +1496,9 @@ mod tests {
             r.headers
         );
         assert!(r.headers.contains(&("x-kept".into(), "1".into())));
-        let all = c.send_all(vec![OutgoingRequest::get(format!("{base}/status.php"))]);
+        let all = c
+            .send_all(vec![OutgoingRequest::get(format!("{base}/status.php"))])
+            .unwrap();
         let r = all.into_iter().next().unwrap().unwrap();
         assert!(
             r.headers.iter().all(|(n, _)| n != "set-cookie"),
@@ -1406,10 +1565,12 @@ mod tests {
             "{base}/remote.php/dav/files/alice/status.php"
         )));
         assert!(matches!(second, Err(HttpError::Unauthorized(ref m)) if m.starts_with("not sent")));
-        let batch = c.send_all(vec![
-            OutgoingRequest::get(format!("{base}/remote.php/dav/files/alice/a")),
-            OutgoingRequest::get(format!("{base}/remote.php/dav/files/alice/b")),
-        ]);
+        let batch = c
+            .send_all(vec![
+                OutgoingRequest::get(format!("{base}/remote.php/dav/files/alice/a")),
+                OutgoingRequest::get(format!("{base}/remote.php/dav/files/alice/b")),
+            ])
+            .unwrap();
         assert!(
             batch
                 .iter()
@@ -1472,10 +1633,12 @@ mod tests {
             &base,
             "[limits]\nmax_body_mib = 1\nmax_concurrent_requests = 3",
         );
-        let results = c.send_all(vec![
-            OutgoingRequest::get(format!("{base}/remote.php/dav/files/alice/big")),
-            OutgoingRequest::get("https://other.example/"),
-        ]);
+        let results = c
+            .send_all(vec![
+                OutgoingRequest::get(format!("{base}/remote.php/dav/files/alice/big")),
+                OutgoingRequest::get("https://other.example/"),
+            ])
+            .unwrap();
         assert_eq!(results.len(), 2);
         assert!(matches!(&results[0], Err(HttpError::TooLarge(m)) if m.contains("max_body_mib")));
         assert!(matches!(&results[1], Err(HttpError::Refused(_))));
@@ -1485,7 +1648,9 @@ mod tests {
         let paths: Vec<String> = (0..7)
             .map(|i| format!("{base}/remote.php/dav/files/alice/r{i}"))
             .collect();
-        let results = c.send_all(paths.iter().map(OutgoingRequest::get).collect());
+        let results = c
+            .send_all(paths.iter().map(OutgoingRequest::get).collect())
+            .unwrap();
         let seen = seen.lock().unwrap();
         assert_eq!(seen.len(), 7);
         for (i, r) in results.into_iter().enumerate() {
@@ -1503,24 +1668,91 @@ mod tests {
     }
 
     #[test]
-    fn send_all_caps_the_batch_total() {
-        let body = "y".repeat(600 * 1024);
+    fn buffered_answers_held_across_calls_are_capped_until_dropped() {
+        let body = "y".repeat(100 * 1024);
         let (base, _seen) = server(move |_| reply("200 OK", "", &body));
         let c = client_for(
             &base,
-            "[limits]\nmax_body_mib = 1\nmax_concurrent_requests = 1",
+            "[limits]\nmax_buffered_mib = 1\nmax_concurrent_requests = 1",
         );
-        // 4 MiB together: six answers of 600 KiB fit, the seventh does not.
-        let results = c.send_all(
-            (0..8)
-                .map(|i| OutgoingRequest::get(format!("{base}/remote.php/dav/files/alice/{i}")))
-                .collect(),
+        let one = || {
+            c.send_all(vec![OutgoingRequest::get(format!(
+                "{base}/remote.php/dav/files/alice/a"
+            ))])
+        };
+        let mut kept = Vec::new();
+        let exceeded = loop {
+            match one() {
+                Ok(mut answers) => kept.push(answers.pop().unwrap().unwrap()),
+                Err(e) => break e,
+            }
+            assert!(
+                kept.len() <= 10,
+                "1 MiB holds at most ten answers of 100 KiB"
+            );
+        };
+        assert!(kept.len() >= 5, "only {} answers fit", kept.len());
+        assert_eq!(exceeded.limit_mib, 1);
+        assert_eq!(c.buffered_bytes(), kept.len() as u64 * 100 * 1024);
+        // Reading one to the end gives its bytes back; dropping the rest too.
+        read_all(&mut kept[0].body);
+        assert_eq!(c.buffered_bytes(), (kept.len() as u64 - 1) * 100 * 1024);
+        drop(kept);
+        assert_eq!(c.buffered_bytes(), 0);
+        assert!(one().is_ok());
+    }
+
+    #[test]
+    fn a_trickling_answer_ends_at_the_response_deadline() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        // Two answers that never end: a byte every 50 ms, far inside the
+        // per-read timeout.
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(2) {
+                let mut s = stream.unwrap();
+                let _ = read_request(&s);
+                std::thread::spawn(move || {
+                    let head = "HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n";
+                    let _ = s.write_all(head.as_bytes());
+                    while s.write_all(b"z").is_ok() {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                });
+            }
+        });
+        let c = client_for(
+            &base,
+            "[limits]\nhttp_timeout_seconds = 30\nmax_response_seconds = 1",
         );
-        let ok = results.iter().filter(|r| r.is_ok()).count();
-        assert_eq!(ok, 6);
-        assert!(results[6..].iter().all(
-            |r| matches!(r, Err(HttpError::TooLarge(m)) if m.contains("send fewer requests"))
-        ));
+        let started = Instant::now();
+        let mut streamed = c
+            .send(OutgoingRequest::get(format!(
+                "{base}/remote.php/dav/files/alice/s"
+            )))
+            .unwrap();
+        let err = loop {
+            match streamed.body.read_chunk(1024) {
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("the answer ended"),
+                Err(e) => break e,
+            }
+        };
+        assert!(
+            matches!(&err, HttpError::Timeout(m) if m.contains("limits.max_response_seconds")),
+            "{err:?}"
+        );
+        let buffered = c
+            .send_all(vec![OutgoingRequest::get(format!(
+                "{base}/remote.php/dav/files/alice/b"
+            ))])
+            .unwrap();
+        assert!(
+            matches!(&buffered[0], Err(HttpError::Timeout(m)) if m.contains("limits.max_response_seconds")),
+            "{:?}",
+            buffered[0].as_ref().err()
+        );
+        assert!(started.elapsed() < Duration::from_secs(10));
     }
 
     #[test]
@@ -1559,7 +1791,7 @@ mod tests {
 
     #[test]
     fn chunk_reads_respect_max_and_the_cap() {
-        let mut b = ResponseBody::from_bytes(vec![7; (MAX_CHUNK as usize) + 10]);
+        let mut b = ResponseBody::buffered(vec![7; (MAX_CHUNK as usize) + 10], String::new(), None);
         assert_eq!(b.read_chunk(0).unwrap(), Some(vec![]));
         assert_eq!(b.read_chunk(3).unwrap().unwrap().len(), 3);
         assert_eq!(
@@ -1775,10 +2007,12 @@ mod tests {
             "{:?}",
             r.err()
         );
-        let later = c.send_all(vec![
-            OutgoingRequest::get(format!("{base}/remote.php/dav/files/alice/a")),
-            OutgoingRequest::get(format!("{base}/remote.php/dav/files/alice/b")),
-        ]);
+        let later = c
+            .send_all(vec![
+                OutgoingRequest::get(format!("{base}/remote.php/dav/files/alice/a")),
+                OutgoingRequest::get(format!("{base}/remote.php/dav/files/alice/b")),
+            ])
+            .unwrap();
         assert!(
             later
                 .iter()
@@ -1824,10 +2058,12 @@ mod tests {
         let (c, _) = paced_client(&base, "", StopFlag::new());
         let c = Arc::new(c);
         client.set(c.clone()).unwrap();
-        let results = c.send_all(vec![
-            OutgoingRequest::get(format!("{base}/remote.php/dav/files/alice/first")),
-            OutgoingRequest::get(format!("{base}/remote.php/dav/files/alice/second")),
-        ]);
+        let results = c
+            .send_all(vec![
+                OutgoingRequest::get(format!("{base}/remote.php/dav/files/alice/first")),
+                OutgoingRequest::get(format!("{base}/remote.php/dav/files/alice/second")),
+            ])
+            .unwrap();
         assert!(matches!(&results[0], Err(HttpError::Unauthorized(m)) if m.contains("401")));
         match &results[1] {
             Err(HttpError::Unauthorized(m)) => {
@@ -1855,11 +2091,15 @@ mod tests {
             )))
             .unwrap();
         }
-        let results = c.send_all(
-            (0..9)
-                .map(|i| OutgoingRequest::get(format!("{base}/remote.php/dav/files/alice/a{i}")))
-                .collect(),
-        );
+        let results = c
+            .send_all(
+                (0..9)
+                    .map(|i| {
+                        OutgoingRequest::get(format!("{base}/remote.php/dav/files/alice/a{i}"))
+                    })
+                    .collect(),
+            )
+            .unwrap();
         assert!(results.iter().all(|r| r.is_ok()));
         assert_eq!(seen.lock().unwrap().len(), 12);
         // 12 attempts, a burst of 5, then 5 a second.
@@ -1911,11 +2151,13 @@ mod tests {
     fn send_all_never_has_more_than_the_cap_in_flight() {
         let (base, _now, most) = concurrent_server();
         let c = client_for(&base, "[limits]\nmax_concurrent_requests = 3");
-        let results = c.send_all(
-            (0..24)
-                .map(|i| OutgoingRequest::get(format!("{base}/remote.php/dav/files/alice/{i}")))
-                .collect(),
-        );
+        let results = c
+            .send_all(
+                (0..24)
+                    .map(|i| OutgoingRequest::get(format!("{base}/remote.php/dav/files/alice/{i}")))
+                    .collect(),
+            )
+            .unwrap();
         assert!(results.iter().all(|r| r.is_ok()));
         assert!(
             most.load(Ordering::SeqCst) <= 3,
@@ -1948,9 +2190,11 @@ mod tests {
             "{:?}",
             refused.err()
         );
-        let batch = c.send_all(vec![OutgoingRequest::get(format!(
-            "{base}/remote.php/dav/files/alice/d"
-        ))]);
+        let batch = c
+            .send_all(vec![OutgoingRequest::get(format!(
+                "{base}/remote.php/dav/files/alice/d"
+            ))])
+            .unwrap();
         assert!(matches!(&batch[0], Err(HttpError::Refused(_))));
         assert_eq!(
             seen.lock().unwrap().len(),
@@ -1964,10 +2208,12 @@ mod tests {
         )))
         .unwrap();
         drop(b);
-        let batch = c.send_all(vec![
-            OutgoingRequest::get(format!("{base}/remote.php/dav/files/alice/e")),
-            OutgoingRequest::get(format!("{base}/remote.php/dav/files/alice/f")),
-        ]);
+        let batch = c
+            .send_all(vec![
+                OutgoingRequest::get(format!("{base}/remote.php/dav/files/alice/e")),
+                OutgoingRequest::get(format!("{base}/remote.php/dav/files/alice/f")),
+            ])
+            .unwrap();
         assert!(batch.iter().all(|r| r.is_ok()));
     }
 
@@ -1994,9 +2240,11 @@ mod tests {
             "{:?}",
             refused.err()
         );
-        let batch = c.send_all(vec![OutgoingRequest::get(format!(
-            "{base}/remote.php/dav/files/alice/c"
-        ))]);
+        let batch = c
+            .send_all(vec![OutgoingRequest::get(format!(
+                "{base}/remote.php/dav/files/alice/c"
+            ))])
+            .unwrap();
         assert!(matches!(&batch[0], Err(HttpError::Refused(_))));
         // The batch in flight goes on until the connector commits it.
         assert_eq!(open.body.read_chunk(4).unwrap().unwrap(), b"4567");

@@ -24,7 +24,7 @@
 //! ```
 
 use crate::error::{Error, Result};
-use crate::model::{Order, Permission, Record, RecordChange, RecordGroup, User};
+use crate::model::{Order, Permission, Principal, Record, RecordChange, RecordGroup, User};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::path::Path;
 use std::time::Duration;
@@ -92,6 +92,60 @@ enum Staged {
     Change(RecordChange),
 }
 
+impl Staged {
+    /// Its heap bytes plus its own size: what the staging budget counts.
+    fn footprint(&self) -> u64 {
+        let strings: usize = match self {
+            Staged::SyncPoint(key, value) => key.len() + value.len(),
+            Staged::Put(record) => record_heap(record),
+            Staged::Remove(id) | Staged::Change(RecordChange::Deleted(id)) => id.len(),
+            Staged::User(u) => u.id.len() + u.display_name.len() + opt_len(&u.email),
+            Staged::Group(g) => g.external_id.len() + g.name.len() + g.kind.len() + g.owner.len(),
+            Staged::Change(
+                RecordChange::New(r)
+                | RecordChange::ContentUpdated(r)
+                | RecordChange::MetadataUpdated(r),
+            ) => record_heap(r),
+        };
+        (size_of::<Staged>() + strings) as u64
+    }
+}
+
+fn opt_len(s: &Option<String>) -> usize {
+    s.as_ref().map_or(0, String::len)
+}
+
+/// The heap bytes of a record: its strings and the elements of its lists.
+pub fn record_heap(r: &Record) -> usize {
+    let permissions: usize = r
+        .permissions
+        .iter()
+        .map(|p| {
+            size_of::<Permission>()
+                + match &p.principal {
+                    Principal::User { id, email } => id.len() + opt_len(email),
+                    Principal::Group { id } | Principal::Federated { id } => id.len(),
+                    Principal::AnyoneWithLink { share_id, .. } => share_id.len(),
+                }
+        })
+        .sum();
+    let checksums: usize = r
+        .checksums
+        .iter()
+        .map(|c| size_of::<String>() + c.len())
+        .sum();
+    r.external_id.len()
+        + opt_len(&r.parent_external_id)
+        + r.path.len()
+        + r.name.len()
+        + r.etag.len()
+        + r.mime_type.len()
+        + r.permission_letters.len()
+        + opt_len(&r.owner_id)
+        + permissions
+        + checksums
+}
+
 /// A row of the sink's `records` table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SinkRecord {
@@ -131,6 +185,8 @@ pub struct StoreCounts {
 pub struct Store {
     conn: Connection,
     staged: Vec<Staged>,
+    /// What `staged` holds in memory, by [`Staged::footprint`].
+    staged_bytes: u64,
     #[cfg(test)]
     fail_commit_after: Option<usize>,
 }
@@ -200,6 +256,7 @@ impl Store {
         Ok(Store {
             conn,
             staged: Vec::new(),
+            staged_bytes: 0,
             #[cfg(test)]
             fail_commit_after: None,
         })
@@ -348,29 +405,35 @@ impl Store {
 
     // ----- staged writes --------------------------------------------------
 
+    fn stage(&mut self, ops: impl IntoIterator<Item = Staged>) {
+        for op in ops {
+            self.staged_bytes += op.footprint();
+            self.staged.push(op);
+        }
+    }
+
     pub fn set(&mut self, key: String, value: String) {
-        self.staged.push(Staged::SyncPoint(key, value));
+        self.stage([Staged::SyncPoint(key, value)]);
     }
 
     pub fn put(&mut self, records: Vec<Record>) {
-        self.staged.extend(records.into_iter().map(Staged::Put));
+        self.stage(records.into_iter().map(Staged::Put));
     }
 
     pub fn remove(&mut self, external_ids: Vec<String>) {
-        self.staged
-            .extend(external_ids.into_iter().map(Staged::Remove));
+        self.stage(external_ids.into_iter().map(Staged::Remove));
     }
 
     pub fn on_user(&mut self, user: User) {
-        self.staged.push(Staged::User(user));
+        self.stage([Staged::User(user)]);
     }
 
     pub fn on_record_group(&mut self, group: RecordGroup) {
-        self.staged.push(Staged::Group(group));
+        self.stage([Staged::Group(group)]);
     }
 
     pub fn on_changes(&mut self, changes: Vec<RecordChange>) {
-        self.staged.extend(changes.into_iter().map(Staged::Change));
+        self.stage(changes.into_iter().map(Staged::Change));
     }
 
     /// How many writes wait for `commit`.
@@ -378,8 +441,15 @@ impl Store {
         self.staged.len()
     }
 
+    /// What the writes waiting for `commit` hold in memory, roughly: their
+    /// strings and lists and the fixed size of each value.
+    pub fn staged_bytes(&self) -> u64 {
+        self.staged_bytes
+    }
+
     /// Forgets every staged write; returns how many there were.
     pub fn discard_staged(&mut self) -> usize {
+        self.staged_bytes = 0;
         std::mem::take(&mut self.staged).len()
     }
 
@@ -409,6 +479,7 @@ impl Store {
         }
         tx.commit().map_err(storage_err("commit failed"))?;
         self.staged.clear();
+        self.staged_bytes = 0;
         Ok(())
     }
 
@@ -699,9 +770,16 @@ mod tests {
         );
         assert!(s.live_records().unwrap().is_empty());
         assert_eq!(s.staged_len(), 3);
+        let one = size_of::<Staged>() as u64;
+        let record = record_heap(&rec("1", "/f.txt")) as u64;
+        assert_eq!(
+            s.staged_bytes(),
+            3 * one + "cursor7".len() as u64 + 2 * record
+        );
 
         s.commit().unwrap();
         assert_eq!(s.staged_len(), 0);
+        assert_eq!(s.staged_bytes(), 0);
         assert_eq!(s.get("cursor").unwrap().as_deref(), Some("7"));
         assert_eq!(
             s.lookup(&["1".into(), "2".into()]).unwrap(),

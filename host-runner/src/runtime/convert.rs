@@ -1,12 +1,25 @@
-//! Conversions between the generated WIT types and the host's own.
+//! Conversions between the generated WIT types and the host's own, and the
+//! bounded lifting of list arguments.
+//!
+//! The generated bindings lift a `list<record>` argument whole before the
+//! import runs, and a guest can make a million list elements whose strings
+//! all point at the same megabyte of its memory: a small guest, terabytes on
+//! the host. So the imports that take lists are linked again (see
+//! `session::bound_list_imports`) with the `Guest*` shapes below, whose
+//! strings and lists stay in the guest's memory ([`WasmStr`], [`WasmList`])
+//! until a [`Lifter`] copies them one by one, counting what it copies and
+//! refusing before it copies past its budget.
 
 use super::bindings::exports::nextcloud::connector::lifecycle as wit_life;
 use super::bindings::nextcloud::connector::{
     http as wit_http, storage as wit_storage, types as wit,
 };
+use super::host::{RecordCaps, SandboxLimit};
 use crate::config::Config;
 use crate::http::{HttpError, OutgoingRequest};
 use crate::model;
+use wasmtime::StoreContextMut;
+use wasmtime::component::{ComponentType, Lift, WasmList, WasmStr};
 
 pub fn record_from_wit(r: wit::Record) -> model::Record {
     model::Record {
@@ -60,11 +73,7 @@ fn permission_from_wit(p: wit::Permission) -> model::Permission {
             },
             wit::Principal::Federated(id) => model::Principal::Federated { id },
         },
-        level: match p.level {
-            wit::PermissionLevel::Owner => model::PermissionLevel::Owner,
-            wit::PermissionLevel::Write => model::PermissionLevel::Write,
-            wit::PermissionLevel::Read => model::PermissionLevel::Read,
-        },
+        level: level_from_wit(p.level),
     }
 }
 
@@ -150,6 +159,334 @@ pub fn http_error_to_wit(e: HttpError) -> wit_http::HttpError {
         HttpError::Timeout(m) => wit_http::HttpError::Timeout(m),
         HttpError::Connection(m) => wit_http::HttpError::Connection(m),
         HttpError::TooLarge(m) => wit_http::HttpError::TooLarge(m),
+    }
+}
+
+/// The WIT `record`, its strings and lists left in the guest's memory.
+#[derive(ComponentType, Lift)]
+#[component(record)]
+pub struct GuestRecord {
+    #[component(name = "external-id")]
+    external_id: WasmStr,
+    #[component(name = "parent-external-id")]
+    parent_external_id: Option<WasmStr>,
+    path: WasmStr,
+    name: WasmStr,
+    #[component(name = "is-folder")]
+    is_folder: bool,
+    etag: WasmStr,
+    size: u64,
+    #[component(name = "mime-type")]
+    mime_type: WasmStr,
+    modified: i64,
+    created: Option<i64>,
+    #[component(name = "permission-letters")]
+    permission_letters: WasmStr,
+    permissions: WasmList<GuestPermission>,
+    #[component(name = "owner-id")]
+    owner_id: Option<WasmStr>,
+    checksums: WasmList<WasmStr>,
+}
+
+#[derive(ComponentType, Lift)]
+#[component(record)]
+pub struct GuestPermission {
+    principal: GuestPrincipal,
+    level: wit::PermissionLevel,
+}
+
+#[derive(ComponentType, Lift)]
+#[component(variant)]
+pub enum GuestPrincipal {
+    #[component(name = "user")]
+    User(GuestUserPrincipal),
+    #[component(name = "group")]
+    Group(WasmStr),
+    #[component(name = "anyone-with-link")]
+    AnyoneWithLink(GuestLinkPrincipal),
+    #[component(name = "federated")]
+    Federated(WasmStr),
+}
+
+#[derive(ComponentType, Lift)]
+#[component(record)]
+pub struct GuestUserPrincipal {
+    id: WasmStr,
+    email: Option<WasmStr>,
+}
+
+#[derive(ComponentType, Lift)]
+#[component(record)]
+pub struct GuestLinkPrincipal {
+    #[component(name = "share-id")]
+    share_id: WasmStr,
+    expires: Option<i64>,
+}
+
+/// The WIT `record-change`, lazily.
+#[derive(ComponentType, Lift)]
+#[component(variant)]
+pub enum GuestChange {
+    #[component(name = "new")]
+    New(GuestRecord),
+    #[component(name = "content-updated")]
+    ContentUpdated(GuestRecord),
+    #[component(name = "metadata-updated")]
+    MetadataUpdated(GuestRecord),
+    #[component(name = "deleted")]
+    Deleted(WasmStr),
+}
+
+/// The WIT `http.request`, lazily.
+#[derive(ComponentType, Lift)]
+#[component(record)]
+pub struct GuestRequest {
+    method: WasmStr,
+    url: WasmStr,
+    headers: WasmList<GuestHeader>,
+    body: Option<WasmList<u8>>,
+}
+
+#[derive(ComponentType, Lift)]
+#[component(record)]
+pub struct GuestHeader {
+    name: WasmStr,
+    value: WasmStr,
+}
+
+/// Why a lift stopped.
+#[derive(Debug)]
+pub enum Refusal {
+    /// A value breaks a rule of its shape (a path too long, too many
+    /// checksums): the call's error channel says so, or the call traps.
+    Invalid(String),
+    /// A budget ran out, or the guest's memory does not hold what it claims:
+    /// the call traps.
+    Trap(wasmtime::Error),
+}
+
+impl From<wasmtime::Error> for Refusal {
+    fn from(e: wasmtime::Error) -> Self {
+        Refusal::Trap(e)
+    }
+}
+
+/// What one call may make the host allocate, and the setting that says so.
+pub struct Budget {
+    pub left: u64,
+    /// The `limits.*` key, without the prefix.
+    pub setting: &'static str,
+    /// Its value, as the user wrote it.
+    pub limit: String,
+    /// The import, for the message: `storage.put`.
+    pub call: &'static str,
+}
+
+/// Copies a call's arguments out of the guest's memory under a [`Budget`]:
+/// each list's elements are counted before any is lifted, each string before
+/// it is copied.
+pub struct Lifter<'a, 'b, T: 'static> {
+    store: &'a mut StoreContextMut<'b, T>,
+    budget: Budget,
+}
+
+impl<'a, 'b, T: 'static> Lifter<'a, 'b, T> {
+    pub fn new(store: &'a mut StoreContextMut<'b, T>, budget: Budget) -> Self {
+        Lifter { store, budget }
+    }
+
+    fn charge(budget: &mut Budget, bytes: usize) -> Result<(), Refusal> {
+        match budget.left.checked_sub(bytes as u64) {
+            Some(left) => {
+                budget.left = left;
+                Ok(())
+            }
+            None => Err(Refusal::Trap(wasmtime::Error::new(SandboxLimit {
+                setting: budget.setting,
+                limit: budget.limit.clone(),
+                detail: format!(
+                    "the connector passed `{}` more than the host may hold for it",
+                    budget.call
+                ),
+            }))),
+        }
+    }
+
+    /// A string of at most `cap` bytes.
+    fn string(
+        &mut self,
+        s: &WasmStr,
+        cap: usize,
+        what: impl Fn() -> String,
+    ) -> Result<String, Refusal> {
+        // UTF-8 (what Rust guests use) is borrowed from the guest's memory, so
+        // nothing is copied before the checks.
+        let text = s.to_str(&*self.store)?;
+        if text.len() > cap {
+            return Err(Refusal::Invalid(format!(
+                "{} is {} bytes long, more than the {cap} the host keeps",
+                what(),
+                text.len()
+            )));
+        }
+        Self::charge(&mut self.budget, text.len())?;
+        Ok(text.into_owned())
+    }
+
+    fn optional(
+        &mut self,
+        s: &Option<WasmStr>,
+        cap: usize,
+        what: impl Fn() -> String,
+    ) -> Result<Option<String>, Refusal> {
+        s.as_ref().map(|s| self.string(s, cap, what)).transpose()
+    }
+
+    /// A list of at most `cap` elements, each lifted by `each`; the host's
+    /// copies of all of them are counted before the first is lifted.
+    pub fn list<E: Lift, U>(
+        &mut self,
+        list: &WasmList<E>,
+        cap: usize,
+        what: impl Fn() -> String,
+        mut each: impl FnMut(&mut Self, E) -> Result<U, Refusal>,
+    ) -> Result<Vec<U>, Refusal> {
+        if list.len() > cap {
+            return Err(Refusal::Invalid(format!(
+                "{} has {} entries, more than the {cap} the host keeps",
+                what(),
+                list.len()
+            )));
+        }
+        Self::charge(&mut self.budget, list.len().saturating_mul(size_of::<U>()))?;
+        let mut out = Vec::with_capacity(list.len());
+        for i in 0..list.len() {
+            let element = list
+                .get(&mut *self.store, i)
+                .expect("an index below the length")?;
+            out.push(each(self, element)?);
+        }
+        Ok(out)
+    }
+
+    pub fn id(&mut self, s: WasmStr) -> Result<String, Refusal> {
+        self.string(&s, RecordCaps::ID, || "an external id".into())
+    }
+
+    pub fn record(&mut self, r: GuestRecord) -> Result<model::Record, Refusal> {
+        let external_id =
+            self.string(&r.external_id, RecordCaps::ID, || "an external id".into())?;
+        let of = |field: &'static str| {
+            let id = external_id.clone();
+            move || format!("the {field} of record `{id}`")
+        };
+        Ok(model::Record {
+            parent_external_id: self.optional(
+                &r.parent_external_id,
+                RecordCaps::ID,
+                of("parent id"),
+            )?,
+            path: self.string(&r.path, RecordCaps::PATH, of("path"))?,
+            name: self.string(&r.name, RecordCaps::TEXT, of("name"))?,
+            is_folder: r.is_folder,
+            etag: self.string(&r.etag, RecordCaps::TEXT, of("etag"))?,
+            size: r.size,
+            mime_type: self.string(&r.mime_type, RecordCaps::TEXT, of("mime type"))?,
+            modified: r.modified,
+            created: r.created,
+            permission_letters: self.string(
+                &r.permission_letters,
+                RecordCaps::TEXT,
+                of("permission letters"),
+            )?,
+            permissions: self.list(
+                &r.permissions,
+                RecordCaps::PERMISSIONS,
+                of("permission list"),
+                |l, p| l.permission(p),
+            )?,
+            owner_id: self.optional(&r.owner_id, RecordCaps::ID, of("owner id"))?,
+            checksums: self.list(
+                &r.checksums,
+                RecordCaps::CHECKSUMS,
+                of("checksum list"),
+                |l, c| l.string(&c, RecordCaps::TEXT, || "a checksum".into()),
+            )?,
+            external_id,
+        })
+    }
+
+    fn permission(&mut self, p: GuestPermission) -> Result<model::Permission, Refusal> {
+        let id = |s: &WasmStr, l: &mut Self| l.string(s, RecordCaps::ID, || "a principal".into());
+        let principal = match p.principal {
+            GuestPrincipal::User(u) => model::Principal::User {
+                id: id(&u.id, self)?,
+                email: self.optional(&u.email, RecordCaps::ID, || "an email".into())?,
+            },
+            GuestPrincipal::Group(g) => model::Principal::Group { id: id(&g, self)? },
+            GuestPrincipal::AnyoneWithLink(l) => model::Principal::AnyoneWithLink {
+                share_id: id(&l.share_id, self)?,
+                expires: l.expires,
+            },
+            GuestPrincipal::Federated(f) => model::Principal::Federated { id: id(&f, self)? },
+        };
+        Ok(model::Permission {
+            principal,
+            level: level_from_wit(p.level),
+        })
+    }
+
+    pub fn change(&mut self, c: GuestChange) -> Result<model::RecordChange, Refusal> {
+        Ok(match c {
+            GuestChange::New(r) => model::RecordChange::New(self.record(r)?),
+            GuestChange::ContentUpdated(r) => model::RecordChange::ContentUpdated(self.record(r)?),
+            GuestChange::MetadataUpdated(r) => {
+                model::RecordChange::MetadataUpdated(self.record(r)?)
+            }
+            GuestChange::Deleted(id) => model::RecordChange::Deleted(self.id(id)?),
+        })
+    }
+
+    /// A request; only the budget bounds it (the HTTP policy judges it next).
+    pub fn request(&mut self, r: GuestRequest) -> Result<OutgoingRequest, Refusal> {
+        let any = usize::MAX;
+        let headers = self.list(
+            &r.headers,
+            any,
+            || "the header list".into(),
+            |l, h| {
+                Ok((
+                    l.string(&h.name, any, String::new)?,
+                    l.string(&h.value, any, String::new)?,
+                ))
+            },
+        )?;
+        let body = match &r.body {
+            Some(body) => {
+                Self::charge(&mut self.budget, body.len())?;
+                Some(body.as_le_slice(&*self.store).to_vec())
+            }
+            None => None,
+        };
+        Ok(OutgoingRequest {
+            method: self.string(&r.method, any, String::new)?,
+            url: self.string(&r.url, any, String::new)?,
+            headers,
+            body,
+        })
+    }
+
+    /// A string that only the budget bounds.
+    pub fn text(&mut self, s: WasmStr) -> Result<String, Refusal> {
+        self.string(&s, usize::MAX, String::new)
+    }
+}
+
+fn level_from_wit(l: wit::PermissionLevel) -> model::PermissionLevel {
+    match l {
+        wit::PermissionLevel::Owner => model::PermissionLevel::Owner,
+        wit::PermissionLevel::Write => model::PermissionLevel::Write,
+        wit::PermissionLevel::Read => model::PermissionLevel::Read,
     }
 }
 

@@ -5,7 +5,8 @@ use super::bindings::exports::nextcloud::connector::lifecycle as life;
 use super::bindings::{Connector, ConnectorPre};
 use super::engine::TICK;
 use super::host::{
-    GuestClock, GuestLimiter, GuestStalled, HostState, MemoryLimitExceeded, SinkStats, StorageFault,
+    GuestClock, GuestLimiter, GuestStalled, HostState, MemoryLimitExceeded, RefusedInput,
+    RunDeadline, SandboxLimit, SinkStats, StorageFault, bounded,
 };
 use super::output::{GuestOutput, panic_message};
 use super::{convert, engine};
@@ -50,6 +51,8 @@ impl LoadedComponent {
         cap_guest_sleeps(&mut linker)
             .map_err(|e| Error::Component(format!("cannot link the clock: {e:#}")))?;
         Connector::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(|e| Error::Component(format!("cannot link the host interfaces: {e:#}")))?;
+        bound_list_imports(&mut linker)
             .map_err(|e| Error::Component(format!("cannot link the host interfaces: {e:#}")))?;
         let pre = linker
             .instantiate_pre(&component)
@@ -122,6 +125,32 @@ fn cap_guest_sleeps(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     Ok(())
 }
 
+/// Replaces the generated imports that take lists with [`bounded`] ones:
+/// the generated ones lift a whole list, however large, before they run
+/// (see [`super::convert`]).
+fn bound_list_imports(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let mut storage = linker.instance("nextcloud:connector/storage@0.1.0")?;
+    storage.func_wrap("put", |store, (records,)| bounded::put(store, records))?;
+    storage.func_wrap("remove", |store, (ids,)| bounded::remove(store, ids))?;
+    storage.func_wrap("lookup", |store, (ids,)| {
+        Ok((bounded::lookup(store, ids)?,))
+    })?;
+    let mut records = linker.instance("nextcloud:connector/records@0.1.0")?;
+    records.func_wrap("on-changes", |store, (changes,)| {
+        Ok((bounded::on_changes(store, changes)?,))
+    })?;
+    let mut http = linker.instance("nextcloud:connector/http@0.1.0")?;
+    http.func_wrap("send", |store, (request,)| {
+        Ok((bounded::send(store, request)?,))
+    })?;
+    http.func_wrap("send-all", |store, (requests,)| {
+        Ok((bounded::send_all(store, requests)?,))
+    })?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
 /// The monotonic clock interface as `wasmtime_wasi::p2::add_to_linker_sync`
 /// defines it (components importing older 0.2 versions link to it too).
 const MONOTONIC_CLOCK: &str = "wasi:clocks/monotonic-clock@0.2.12";
@@ -164,13 +193,16 @@ impl Session {
         let state = HostState {
             wasi,
             table: ResourceTable::new(),
-            limiter: GuestLimiter::new(config.limits.memory_mib),
+            limiter: GuestLimiter::new(&config.limits),
             clock: GuestClock::new(slice),
+            run: RunDeadline::after(config.limits.max_run),
+            limits: config.limits.clone(),
             http: parts.http,
             store: parts.store,
             progress: parts.progress,
             batch_size: config.batch_size,
             sink: SinkStats::default(),
+            open_bodies: 0,
         };
         let mut store = wasmtime::Store::new(&engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -178,6 +210,7 @@ impl Session {
         let check_ticks = (slice.as_millis() / TICK.as_millis() / 4).clamp(1, 10) as u64;
         store.set_epoch_deadline(check_ticks);
         store.epoch_deadline_callback(move |mut ctx| {
+            ctx.data().run.check()?;
             ctx.data_mut().clock.check().map_err(wasmtime::Error::new)?;
             Ok(UpdateDeadline::Continue(check_ticks))
         });
@@ -220,6 +253,12 @@ impl Session {
                 m.desired.div_ceil(1 << 20),
                 m.limit >> 20
             ));
+        }
+        if let Some(limit) = e.downcast_ref::<SandboxLimit>() {
+            return Error::Guest(format!("{what}: {limit}"));
+        }
+        if let Some(refused) = e.downcast_ref::<RefusedInput>() {
+            return Error::Guest(format!("{what}: {refused}"));
         }
         if let Some(StorageFault(m)) = e.downcast_ref::<StorageFault>() {
             return Error::Storage(m.clone());
