@@ -13,6 +13,15 @@
 //! - `outside-paths`: emits a record whose path is outside its account.
 //! - `bad-names`: commits records whose names and paths would escape a
 //!   download folder or drive a terminal, and one whose content outgrows its size.
+//! - `staged-flood`: stages 3,000 puts of about 1 MiB each, never committing.
+//! - `alias-put`, `alias-changes`, `alias-lookup`, `alias-send-all`: pass one
+//!   call a long list whose strings (or bodies) all share the same bytes of
+//!   guest memory: little guest memory, gigabytes once the host copies them.
+//! - `body-flood`: sends request after request, keeping every answer's body.
+//! - `send-all-hoard`: fetches its `/big.bin` with `send-all` again and
+//!   again, keeping every buffered answer unread.
+//! - `host-forever`: calls the host in a loop that never ends.
+//! - `trickle`: reads an answer from its server to the end.
 
 use std::cell::RefCell;
 
@@ -156,6 +165,17 @@ impl wit::Guest for Rogue {
                 )))
             }
             "bad-names" => bad_names(),
+            "staged-flood" => staged_flood(),
+            "alias-put" => alias_put(),
+            "alias-changes" => alias_changes(),
+            "alias-lookup" => alias_lookup(),
+            "alias-send-all" => alias_send_all(),
+            "body-flood" => body_flood(),
+            "send-all-hoard" => send_all_hoard(),
+            "host-forever" => loop {
+                storage::get("cursor");
+            },
+            "trickle" => trickle(),
             other => Err(wit::Error::Config(format!("unknown rogue mode {other:?}"))),
         }
     }
@@ -308,6 +328,195 @@ fn whoami(base: &str) -> Result<String, wit::Error> {
     }
     attack::user_id(&String::from_utf8_lossy(&body))
         .ok_or_else(|| wit::Error::Protocol("whoami: no user id".into()))
+}
+
+/// A record at `path` with `permissions`, otherwise empty.
+fn flood_record(id: String, path: String, permissions: Vec<types::Permission>) -> types::Record {
+    types::Record {
+        external_id: id,
+        parent_external_id: None,
+        path,
+        name: String::new(),
+        is_folder: false,
+        etag: String::new(),
+        size: 0,
+        mime_type: String::new(),
+        modified: 0,
+        created: None,
+        permission_letters: String::new(),
+        permissions,
+        owner_id: None,
+        checksums: vec![],
+    }
+}
+
+/// A `String` over `text`'s bytes, sharing them: the host sees one more
+/// string, the guest spends nothing. Never dropped (see [`never_drop`]).
+fn alias(text: &'static str) -> String {
+    // SAFETY: the bytes are valid UTF-8 and live forever; the String is
+    // never dropped, so they are never freed (or freed twice).
+    unsafe { String::from_raw_parts(text.as_ptr().cast_mut(), text.len(), text.len()) }
+}
+
+/// The same for bytes.
+fn alias_bytes(bytes: &'static [u8]) -> Vec<u8> {
+    // SAFETY: as in `alias`.
+    unsafe { Vec::from_raw_parts(bytes.as_ptr().cast_mut(), bytes.len(), bytes.len()) }
+}
+
+/// Values holding aliases must never free what they share.
+fn never_drop<T>(value: T) {
+    std::mem::forget(value);
+}
+
+fn leaked(text: String) -> &'static str {
+    text.leak()
+}
+
+/// A result the host should never let the rogue reach.
+fn escaped(what: &str) -> Result<wit::SyncSummary, wit::Error> {
+    Err(wit::Error::Storage(format!("ESCAPED: {what}")))
+}
+
+fn group(id: &'static str) -> types::Permission {
+    types::Permission {
+        principal: types::Principal::Group(alias(id)),
+        level: types::PermissionLevel::Read,
+    }
+}
+
+fn staged_flood() -> Result<wit::SyncSummary, wit::Error> {
+    let id = leaked("g".repeat(1000));
+    for i in 0..3000 {
+        // 1,000 principals of 1,000 bytes: about 1 MiB for the host to keep.
+        let permissions: Vec<types::Permission> = (0..1000).map(|_| group(id)).collect();
+        let record = flood_record(i.to_string(), format!("/f{i}"), permissions);
+        storage::put(std::slice::from_ref(&record));
+        never_drop(record);
+    }
+    escaped(&format!("staged 3000 MiB; commit: {:?}", storage::commit()))
+}
+
+fn alias_put() -> Result<wit::SyncSummary, wit::Error> {
+    let path = leaked(format!("/{}", "p".repeat(4000)));
+    let records: Vec<types::Record> = (0..90_000)
+        .map(|i| flood_record(i.to_string(), alias(path), vec![]))
+        .collect();
+    storage::put(&records);
+    never_drop(records);
+    escaped(&format!("put 360 MB; commit: {:?}", storage::commit()))
+}
+
+fn alias_changes() -> Result<wit::SyncSummary, wit::Error> {
+    let path = leaked(format!("/{}", "p".repeat(4000)));
+    let id = leaked("g".repeat(1000));
+    let permissions: Vec<types::Permission> = (0..100).map(|_| group(id)).collect();
+    let changes: Vec<types::RecordChange> = (0..10_000)
+        .map(|i| {
+            // SAFETY: the records share one permission list, never dropped.
+            let shared = unsafe {
+                Vec::from_raw_parts(
+                    permissions.as_ptr().cast_mut(),
+                    permissions.len(),
+                    permissions.len(),
+                )
+            };
+            types::RecordChange::New(flood_record(i.to_string(), alias(path), shared))
+        })
+        .collect();
+    let sent = records::on_changes(&changes);
+    never_drop(changes);
+    escaped(&format!(
+        "on-changes of 1 GB: {sent:?}; commit: {:?}",
+        storage::commit()
+    ))
+}
+
+fn alias_lookup() -> Result<wit::SyncSummary, wit::Error> {
+    let id = leaked("i".repeat(1000));
+    let ids: Vec<String> = (0..1_000_000).map(|_| alias(id)).collect();
+    let found = storage::lookup(&ids);
+    never_drop(ids);
+    escaped(&format!("looked up 1 GB of ids: {} answers", found.len()))
+}
+
+fn base_url() -> String {
+    BASE_URL.with(|b| b.borrow().clone())
+}
+
+fn alias_send_all() -> Result<wit::SyncSummary, wit::Error> {
+    let body: &'static [u8] = vec![b'b'; 1 << 20].leak();
+    let url = format!("{}/status.php", base_url());
+    let requests: Vec<http::Request> = (0..200)
+        .map(|_| http::Request {
+            method: "POST".into(),
+            url: url.clone(),
+            headers: vec![],
+            body: Some(alias_bytes(body)),
+        })
+        .collect();
+    let answers = http::send_all(&requests);
+    never_drop(requests);
+    escaped(&format!(
+        "sent 200 MiB of bodies: {} answers",
+        answers.len()
+    ))
+}
+
+/// A `PROPFIND` of the user's root, as a connector sends them.
+fn propfind_root() -> http::Request {
+    let user = MODE.with(|m| m.borrow().clone());
+    http::Request {
+        method: "PROPFIND".into(),
+        url: format!("{}/remote.php/dav/files/{user}/", base_url()),
+        headers: vec![http::Header {
+            name: "Depth".into(),
+            value: "0".into(),
+        }],
+        body: None,
+    }
+}
+
+fn body_flood() -> Result<wit::SyncSummary, wit::Error> {
+    let mut kept = Vec::new();
+    for _ in 0..100_000 {
+        let answer = http::send(&propfind_root())
+            .map_err(|e| wit::Error::Http(format!("send failed: {e:?}")))?;
+        // Read to the end: the request leaves flight, the handle stays.
+        while let Ok(Some(_)) = answer.body.read(1 << 16) {}
+        kept.push(answer.body);
+    }
+    escaped(&format!("holds {} bodies", kept.len()))
+}
+
+fn send_all_hoard() -> Result<wit::SyncSummary, wit::Error> {
+    let user = MODE.with(|m| m.borrow().clone());
+    let url = format!("{}/remote.php/dav/files/{user}/big.bin", base_url());
+    let mut kept = Vec::new();
+    for _ in 0..1000 {
+        for answer in http::send_all(&[request(&url, vec![])]) {
+            let answer = answer.map_err(|e| wit::Error::Http(format!("send-all failed: {e:?}")))?;
+            if answer.status != 200 {
+                return Err(wit::Error::Http(format!("{url}: status {}", answer.status)));
+            }
+            kept.push(answer.body);
+        }
+    }
+    escaped(&format!("holds {} answers", kept.len()))
+}
+
+fn trickle() -> Result<wit::SyncSummary, wit::Error> {
+    let url = format!("{}/remote.php/dav/files/trickle/slow.bin", base_url());
+    let answer = http::send(&request(&url, vec![]))
+        .map_err(|e| wit::Error::Http(format!("send failed: {e:?}")))?;
+    let mut read = 0;
+    loop {
+        match answer.body.read(1 << 16) {
+            Ok(Some(chunk)) => read += chunk.len(),
+            Ok(None) => return escaped(&format!("read all {read} bytes")),
+            Err(e) => return Err(wit::Error::Http(format!("after {read} bytes: {e:?}"))),
+        }
+    }
 }
 
 export!(Rogue);
