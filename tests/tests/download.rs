@@ -610,7 +610,38 @@ fn bad_names_account() -> Account {
     });
     account.component = rogue_wasm();
     account.sync().expect("the rogue commits its records");
+    plant_records_no_component_can_put(&account);
     account
+}
+
+/// Records with paths the host refuses from a component (`..`, NUL, not
+/// absolute, the root with content), written straight into the database as
+/// an older host could have: `download` must refuse them on its own.
+fn plant_records_no_component_can_put(account: &Account) {
+    let record = |id: &str, path: &str| host_runner::model::Record {
+        external_id: id.into(),
+        parent_external_id: None,
+        path: path.into(),
+        name: path.rsplit('/').next().unwrap_or_default().into(),
+        is_folder: false,
+        etag: format!("etag-{id}"),
+        size: 6,
+        mime_type: "text/plain".into(),
+        modified: 0,
+        created: None,
+        permission_letters: String::new(),
+        permissions: vec![],
+        owner_id: None,
+        checksums: vec![],
+    };
+    let mut store = host_runner::Store::open(&account.database()).unwrap();
+    store.put(vec![
+        record("dotdot", "/../x"),
+        record("nul", "/a\0b"),
+        record("relative", "x"),
+        record("root", "/"),
+    ]);
+    store.commit().unwrap();
 }
 
 /// `host-runner download --id ID ARGS…` run in `cwd`.
