@@ -30,7 +30,7 @@ use crate::commands::{RunOptions, StreamReport, stream_into};
 use crate::config::Config;
 use crate::content::{Delivered, Destination};
 use crate::error::{Error, Result};
-use crate::model::Record;
+use crate::model::{Record, is_account_path};
 use crate::progress::ByteProgress;
 use crate::render::printable;
 use crate::store::Store;
@@ -139,13 +139,14 @@ fn normalise_path(path: &str) -> String {
 }
 
 /// The name a record's content is saved under when no file is given: the
-/// last segment of its path, once the path passes the rule the sink holds
-/// paths to (`runtime::host`: `/`-separated segments, none empty, `.`, `..`
-/// or holding a NUL), and only if it is a plain file name. `storage.put`
-/// stores records unchecked and `name` is never checked, so both come from
-/// the connector as it likes: `../x` or `/home/user/.bashrc` would write
-/// outside the chosen folder, and a control character would end up in the
-/// file name and in every message naming it.
+/// last segment of its path, once the path is inside the account
+/// ([`is_account_path`], the rule the host holds every record a connector
+/// hands it to) and only if it is a plain file name. `name` is the
+/// connector's to set and is never used: `/home/user/.bashrc` would write
+/// outside the chosen folder. The path is checked again because the
+/// database may have been written by an older host that did not check it,
+/// and a control character would end up in the file name and in every
+/// message naming it.
 fn file_name(record: &Record) -> Result<&str> {
     let refuse = |why: &str| {
         Error::Guest(format!(
@@ -154,19 +155,14 @@ fn file_name(record: &Record) -> Result<&str> {
             printable(&record.path)
         ))
     };
-    let segments = record
-        .path
-        .strip_prefix('/')
-        .ok_or_else(|| refuse("does not start with `/`"))?;
-    if segments.is_empty() {
+    if !is_account_path(&record.path) {
+        return Err(refuse(
+            "is not a path inside the account (it must start with `/` and have no empty, `.` or `..` segment or NUL)",
+        ));
+    }
+    let Some(segments) = record.path.strip_prefix('/').filter(|s| !s.is_empty()) else {
         return Err(refuse("is the root of the account"));
-    }
-    if segments
-        .split('/')
-        .any(|s| s.is_empty() || s == "." || s == ".." || s.contains('\0'))
-    {
-        return Err(refuse("has an empty, `.` or `..` segment or a NUL"));
-    }
+    };
     let name = segments.rsplit_once('/').map_or(segments, |(_, last)| last);
     if name.contains('\\') {
         return Err(refuse("ends in a name with a backslash"));

@@ -101,3 +101,14 @@ pub enum Order {
     /// Path descending: descendants before ancestors.
     ChildrenFirst,
 }
+
+/// `/`, or `/`-separated segments none of which is empty, `.`, `..` or holds
+/// a NUL: a path inside the account, which the host requires of every record
+/// a connector hands it, and `download` of every record it writes out.
+pub fn is_account_path(path: &str) -> bool {
+    path == "/"
+        || path.strip_prefix('/').is_some_and(|rest| {
+            rest.split('/')
+                .all(|s| !s.is_empty() && s != "." && s != ".." && !s.contains('\0'))
+        })
+}

@@ -927,7 +927,7 @@ fn check_record(record: &model::Record) -> Result<(), String> {
     {
         return Err(e);
     }
-    if !is_account_path(&record.path) {
+    if !model::is_account_path(&record.path) {
         return Err(format!(
             "the path `{}` of record {} is not a path inside the account \
              (it must start with `/` and have no empty, `.` or `..` segment)",
@@ -935,15 +935,6 @@ fn check_record(record: &model::Record) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// `/`, or `/`-separated segments none of which is empty, `.`, `..` or holds a NUL.
-fn is_account_path(path: &str) -> bool {
-    path == "/"
-        || path.strip_prefix('/').is_some_and(|rest| {
-            rest.split('/')
-                .all(|s| !s.is_empty() && s != "." && s != ".." && !s.contains('\0'))
-        })
 }
 
 impl content::HostDestination for HostState {
@@ -1022,7 +1013,7 @@ mod tests {
     #[test]
     fn account_paths() {
         for ok in ["/", "/a", "/a b/c#d", "/..a/b..", "/日本"] {
-            assert!(is_account_path(ok), "{ok}");
+            assert!(model::is_account_path(ok), "{ok}");
         }
         for bad in [
             "",
@@ -1035,7 +1026,7 @@ mod tests {
             "/a/..",
             "/a\0b",
         ] {
-            assert!(!is_account_path(bad), "{bad:?}");
+            assert!(!model::is_account_path(bad), "{bad:?}");
         }
     }
 
