@@ -538,26 +538,19 @@ impl HttpClient {
     /// origin, credential, pacing and 401 policy; its answer is read whole,
     /// up to 1 MiB.
     pub fn send_for_host(&self, request: OutgoingRequest) -> Result<(u16, Vec<u8>), HttpError> {
-        let prepared = self.prepare(request, Caller::Host)?;
-        let what = prepared.what();
-        let (response, permit) = self.dispatch(&prepared, || Ok(self.pace.acquire()))?;
-        let status = response.status().as_u16();
+        let mut response = self.stream(self.prepare(request, Caller::Host)?)?;
+        let what = response.body.what.clone();
         let mut bytes = Vec::new();
-        response
-            .into_body()
-            .as_reader()
-            .take(MAX_HOST_BODY + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| io_error(&what, e))?;
-        drop(permit);
-        if bytes.len() as u64 > MAX_HOST_BODY {
-            return Err(HttpError::TooLarge(format!(
-                "the answer to {what} is larger than 1 MiB"
-            )));
+        // Chunk by chunk, so that the answer's deadline holds here too.
+        while let Some(chunk) = response.body.read_chunk(MAX_CHUNK)? {
+            bytes.extend(chunk);
+            if bytes.len() as u64 > MAX_HOST_BODY {
+                return Err(HttpError::TooLarge(format!(
+                    "the answer to {what} is larger than 1 MiB"
+                )));
+            }
         }
-        self.bytes_received
-            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        Ok((status, bytes))
+        Ok((response.status, bytes))
     }
 
     /// Attempts that went out on the wire in this run, retries included.
@@ -602,7 +595,11 @@ impl HttpClient {
 
     /// One request; the body streams from the connection.
     pub fn send(&self, request: OutgoingRequest) -> Result<IncomingResponse, HttpError> {
-        let prepared = self.prepare(request, Caller::Connector)?;
+        self.stream(self.prepare(request, Caller::Connector)?)
+    }
+
+    /// Sends a prepared request; the answer's body streams.
+    fn stream(&self, prepared: Prepared) -> Result<IncomingResponse, HttpError> {
         let what = prepared.what();
         let (response, permit) = self.dispatch(&prepared, || {
             self.pace
@@ -1706,10 +1703,10 @@ mod tests {
     fn a_trickling_answer_ends_at_the_response_deadline() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        // Two answers that never end: a byte every 50 ms, far inside the
+        // Three answers that never end: a byte every 50 ms, far inside the
         // per-read timeout.
         std::thread::spawn(move || {
-            for stream in listener.incoming().take(2) {
+            for stream in listener.incoming().take(3) {
                 let mut s = stream.unwrap();
                 let _ = read_request(&s);
                 std::thread::spawn(move || {
@@ -1751,6 +1748,14 @@ mod tests {
             matches!(&buffered[0], Err(HttpError::Timeout(m)) if m.contains("limits.max_response_seconds")),
             "{:?}",
             buffered[0].as_ref().err()
+        );
+        // The host's own request (the user id, before the connector runs) too.
+        let own = c.send_for_host(OutgoingRequest::get(format!(
+            "{base}/ocs/v2.php/cloud/user"
+        )));
+        assert!(
+            matches!(&own, Err(HttpError::Timeout(m)) if m.contains("limits.max_response_seconds")),
+            "{own:?}"
         );
         assert!(started.elapsed() < Duration::from_secs(10));
     }
