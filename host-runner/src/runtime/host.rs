@@ -94,6 +94,48 @@ const MAX_MEMORIES: usize = 8;
 /// answer is counted against `limits.max_call_mib` as it grows.
 const LOOKUP_STEP: usize = 64;
 
+/// A page of committed records is read this many rows at a time and charged
+/// to the call's budget as it grows: a connector that stored huge records
+/// over many commits cannot make one `list-under` hold them all at once.
+const PAGE_STEP: u32 = 64;
+
+/// Up to `limit` rows after `after`, read `PAGE_STEP` at a time; `key` gives a
+/// row's path (where the next step starts) and its size in the host's memory.
+fn paged<T>(
+    mut budget: Budget,
+    mut after: Option<String>,
+    limit: u32,
+    mut fetch: impl FnMut(Option<&str>, u32) -> crate::Result<Vec<T>>,
+    key: impl Fn(&T) -> (String, usize),
+) -> wasmtime::Result<Vec<T>> {
+    let mut out = Vec::new();
+    while (out.len() as u32) < limit {
+        let want = (limit - out.len() as u32).min(PAGE_STEP);
+        let step = fetch(after.as_deref(), want).map_err(fault)?;
+        let got = step.len() as u32;
+        for row in step {
+            let (path, bytes) = key(&row);
+            budget.left = budget
+                .left
+                .checked_sub((bytes + size_of::<T>()) as u64)
+                .ok_or_else(|| SandboxLimit {
+                    setting: budget.setting,
+                    limit: budget.limit.clone(),
+                    detail: format!(
+                        "the answer to the connector's `{}` (a page of up to {limit}) grew past what the host may hold for it",
+                        budget.call
+                    ),
+                })?;
+            after = Some(path);
+            out.push(row);
+        }
+        if got < want {
+            break;
+        }
+    }
+    Ok(out)
+}
+
 /// `StoreLimits` with typed errors for the memory and table caps.
 pub struct GuestLimiter {
     inner: StoreLimits,
@@ -731,15 +773,15 @@ impl storage::Host for HostState {
         limit: u32,
     ) -> wasmtime::Result<Vec<types::Record>> {
         self.called()?;
-        let found = self
-            .store
-            .list_under(
-                &path,
-                convert::order_from_wit(order),
-                after.as_deref(),
-                limit,
-            )
-            .map_err(fault)?;
+        let order = convert::order_from_wit(order);
+        let store = &self.store;
+        let found = paged(
+            self.call_budget("storage.list-under"),
+            after,
+            limit,
+            |after, n| store.list_under(&path, order, after, n),
+            |r| (r.path.clone(), record_heap(r)),
+        )?;
         Ok(found.into_iter().map(convert::record_to_wit).collect())
     }
 
@@ -751,15 +793,15 @@ impl storage::Host for HostState {
         limit: u32,
     ) -> wasmtime::Result<Vec<storage::KnownPath>> {
         self.called()?;
-        let found = self
-            .store
-            .list_paths_under(
-                &path,
-                convert::order_from_wit(order),
-                after.as_deref(),
-                limit,
-            )
-            .map_err(fault)?;
+        let order = convert::order_from_wit(order);
+        let store = &self.store;
+        let found = paged(
+            self.call_budget("storage.list-paths-under"),
+            after,
+            limit,
+            |after, n| store.list_paths_under(&path, order, after, n),
+            |(id, path)| (path.clone(), id.len() + path.len()),
+        )?;
         Ok(found
             .into_iter()
             .map(|(external_id, path)| storage::KnownPath { external_id, path })
@@ -773,10 +815,14 @@ impl storage::Host for HostState {
         limit: u32,
     ) -> wasmtime::Result<Vec<types::Record>> {
         self.called()?;
-        let found = self
-            .store
-            .children(&parent_external_id, after.as_deref(), limit)
-            .map_err(fault)?;
+        let store = &self.store;
+        let found = paged(
+            self.call_budget("storage.children"),
+            after,
+            limit,
+            |after, n| store.children(&parent_external_id, after, n),
+            |r| (r.path.clone(), record_heap(r)),
+        )?;
         Ok(found.into_iter().map(convert::record_to_wit).collect())
     }
 
@@ -1009,6 +1055,84 @@ impl log::Host for HostState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn budget(bytes: u64) -> Budget {
+        Budget {
+            left: bytes,
+            setting: "max_call_mib",
+            limit: "1 MiB".into(),
+            call: "storage.list-under",
+        }
+    }
+
+    #[test]
+    fn pages_are_read_in_steps_each_after_the_last() {
+        let rows: Vec<String> = (0..200).map(|i| format!("/p{i:03}")).collect();
+        let mut calls = Vec::new();
+        let page = paged(
+            budget(u64::MAX),
+            Some("/p009".into()),
+            150,
+            |after, n| {
+                calls.push((after.map(String::from), n));
+                let from = rows
+                    .iter()
+                    .position(|r| Some(r.as_str()) > after)
+                    .unwrap_or(rows.len());
+                Ok(rows[from..].iter().take(n as usize).cloned().collect())
+            },
+            |r: &String| (r.clone(), r.len()),
+        )
+        .unwrap();
+        assert_eq!(page, rows[10..160]);
+        assert_eq!(
+            calls,
+            [
+                (Some("/p009".into()), PAGE_STEP),
+                (Some("/p073".into()), PAGE_STEP),
+                (Some("/p137".into()), 150 - 2 * PAGE_STEP),
+            ]
+        );
+        // The end of the rows ends the page early.
+        let short = paged(
+            budget(u64::MAX),
+            Some("/p180".into()),
+            1000,
+            |after, n| {
+                let from = rows
+                    .iter()
+                    .position(|r| Some(r.as_str()) > after)
+                    .unwrap_or(rows.len());
+                Ok(rows[from..].iter().take(n as usize).cloned().collect())
+            },
+            |r: &String| (r.clone(), r.len()),
+        )
+        .unwrap();
+        assert_eq!(short.len(), 19);
+    }
+
+    #[test]
+    fn a_page_past_the_budget_traps_naming_the_setting() {
+        let huge = "x".repeat(1 << 20);
+        let mut fetched = 0;
+        let err = paged(
+            budget(4 << 20),
+            None,
+            1000,
+            |_, n| {
+                fetched += n as usize;
+                Ok(vec![huge.clone(); n as usize])
+            },
+            |r: &String| (r.clone(), r.len()),
+        )
+        .unwrap_err();
+        let limit = err.downcast_ref::<SandboxLimit>().expect("a sandbox limit");
+        assert_eq!(limit.setting, "max_call_mib");
+        assert_eq!(
+            fetched, PAGE_STEP as usize,
+            "it stopped within the first step"
+        );
+    }
 
     #[test]
     fn account_paths() {
