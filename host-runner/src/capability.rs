@@ -210,9 +210,18 @@ struct Manifest {
 /// than one section, or one that does not parse, is an error: the host never
 /// guesses what a component meant.
 pub fn declared(wasm: &[u8]) -> Result<Declared, String> {
+    if !wasm.starts_with(b"\0asm") {
+        return Err("it is not a WebAssembly binary (no `\\0asm` header)".into());
+    }
     let mut found: Option<Vec<u8>> = None;
     for payload in wasmparser::Parser::new(0).parse_all(wasm) {
-        let payload = payload.map_err(|e| format!("not a WebAssembly binary: {e}"))?;
+        let payload = payload.map_err(|e| {
+            format!(
+                "it is not a valid WebAssembly binary ({} at byte {})",
+                e.message(),
+                e.offset()
+            )
+        })?;
         if let wasmparser::Payload::CustomSection(section) = payload
             && section.name() == SECTION
         {
