@@ -101,6 +101,83 @@ enum Command {
     /// which a run would grant, without running it.
     #[command(after_help = INSPECT_HELP)]
     Inspect(InspectArgs),
+    /// Print the change feed: every change the sink committed, in order
+    /// (JSON lines with --json), from a sequence number or a named consumer's
+    /// position.
+    #[command(
+        after_help = CHANGES_HELP,
+        args_conflicts_with_subcommands = true,
+        subcommand_negates_reqs = true
+    )]
+    Changes(ChangesArgs),
+}
+
+const CHANGES_HELP: &str = "\
+Each change has a sequence number, gapless and strictly increasing in commit
+order, its kind (new, content-updated, metadata-updated, deleted, user,
+record-group), the external id, and the record as committed (for deleted: as
+it last was). A consumer's position moves only when it acknowledges: with
+--ack once a batch is written, or with `changes ack`. A consumer that stops
+before acknowledging reads the same changes again: at least once, in order,
+nothing missing. `feed_retention_days` trims only what every consumer passed.
+
+Examples:
+  host-runner changes -c nc.toml --json --since 0 --limit 100
+  host-runner changes -c nc.toml --json --consumer indexer --follow --ack
+  host-runner changes ack -c nc.toml --consumer indexer --seq 1234";
+
+#[derive(Debug, Args)]
+struct ChangesArgs {
+    #[command(subcommand)]
+    action: Option<ChangesAction>,
+    /// The TOML configuration file.
+    #[arg(long, short = 'c', value_name = "FILE", required = true)]
+    config: Option<PathBuf>,
+    /// Which account of a file with several [[account]] tables (its `name`).
+    #[arg(long, value_name = "NAME")]
+    account: Option<String>,
+    /// Start after this sequence number [default: 0, the start].
+    #[arg(long, value_name = "SEQ", conflicts_with = "consumer")]
+    since: Option<i64>,
+    /// Start after this consumer's acknowledged position (registered at 0 on first use).
+    #[arg(long, value_name = "NAME")]
+    consumer: Option<String>,
+    /// At most this many changes (per read with --follow).
+    #[arg(long, value_name = "N", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    limit: u32,
+    /// Keep waiting for new changes until SIGINT or SIGTERM.
+    #[arg(long)]
+    follow: bool,
+    /// Acknowledge what was written for --consumer, once it was written.
+    #[arg(long, requires = "consumer")]
+    ack: bool,
+    /// Print JSON lines instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum ChangesAction {
+    /// Move a consumer's position: it has every change up to SEQ.
+    Ack(AckArgs),
+}
+
+#[derive(Debug, Args)]
+struct AckArgs {
+    /// The TOML configuration file.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: PathBuf,
+    /// Which account of a file with several [[account]] tables (its `name`).
+    #[arg(long, value_name = "NAME")]
+    account: Option<String>,
+    #[arg(long, value_name = "NAME")]
+    consumer: String,
+    #[arg(long, value_name = "SEQ")]
+    seq: i64,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 const INSPECT_HELP: &str = "\
@@ -237,6 +314,10 @@ pub fn main() -> ExitCode {
         Command::Demo(a) => a.json,
         Command::Download(a) => a.json,
         Command::Inspect(a) => a.json,
+        Command::Changes(a) => match &a.action {
+            Some(ChangesAction::Ack(ack)) => ack.json,
+            None => a.json,
+        },
     };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -272,6 +353,44 @@ fn error_kind(e: &Error) -> &'static str {
         Error::Guest(_) => "guest",
         Error::Busy(_) => "busy",
     }
+}
+
+fn changes(args: ChangesArgs) -> anyhow::Result<()> {
+    if let Some(ChangesAction::Ack(a)) = args.action {
+        let config = ConfigFile::load_account(&a.config, a.account.as_deref())?;
+        let position = crate::changes::ack(&config, &a.consumer, a.seq)?;
+        if a.json {
+            print_json(&serde_json::json!({ "consumer": a.consumer, "position": position }))?;
+        } else {
+            println!("consumer {} is at change {position}", a.consumer);
+        }
+        return Ok(());
+    }
+    let path = args
+        .config
+        .expect("clap requires --config without a subcommand");
+    let config = ConfigFile::load_account(&path, args.account.as_deref())?;
+    let options = crate::changes::ChangesOptions {
+        from: match args.consumer {
+            Some(name) => crate::changes::From::Consumer(name),
+            None => crate::changes::From::Since(args.since.unwrap_or(0)),
+        },
+        limit: args.limit,
+        follow: args.follow,
+        ack: args.ack,
+    };
+    let stop = crate::stop::StopFlag::new();
+    if args.follow {
+        stop.set_on_signals()?;
+    }
+    crate::changes::changes(
+        &config,
+        &options,
+        args.json,
+        &mut std::io::stdout().lock(),
+        &stop,
+    )?;
+    Ok(())
 }
 
 fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
@@ -334,6 +453,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             crate::schedule::run_command(&args.config, component, args.json)?;
         }
         Command::Download(args) => download(args, component)?,
+        Command::Changes(args) => changes(args)?,
         Command::Inspect(args) => {
             let config = args
                 .config

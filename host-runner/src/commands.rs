@@ -215,6 +215,7 @@ pub fn run_sync_with_stop(
     let result = run.session.run_sync();
     run.finish();
     let s = result?;
+    trim_feed(config)?;
     let sink = run.session.sink_stats();
     Ok(SyncReport {
         mode: match s.mode {
@@ -234,6 +235,20 @@ pub fn run_sync_with_stop(
         largest_batch: sink.largest_call,
         commits: sink.commits,
     })
+}
+
+/// Trims the change feed by `feed_retention_days`: only what every consumer
+/// acknowledged.
+fn trim_feed(config: &Config) -> Result<()> {
+    if config.feed_retention_days == 0 {
+        return Ok(());
+    }
+    let before = now_unix().saturating_sub(config.feed_retention_days as i64 * 86_400);
+    let trimmed = Store::open(&config.database)?.feed().trim(before)?;
+    if trimmed > 0 {
+        tracing::debug!("trimmed {trimmed} changes from the feed");
+    }
+    Ok(())
 }
 
 /// Checks that the server answers and accepts the credentials.

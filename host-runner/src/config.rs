@@ -8,6 +8,7 @@
 //! database = "nextcloud.sqlite"             # relative to this file
 //! batch_size = 100
 //! reconcile_interval_minutes = 1440
+//! feed_retention_days = 30                  # 0 keeps the change feed whole
 //! # grants = ["files.read", "files.search", "user.read", "activity.read",
 //! #           "shares.read", "server.status", "server.capabilities"]
 //!
@@ -87,6 +88,7 @@ struct RawFile {
     database: Option<PathBuf>,
     batch_size: Option<i64>,
     reconcile_interval_minutes: Option<i64>,
+    feed_retention_days: Option<i64>,
     grants: Option<Vec<String>>,
     filters: Option<RawFilters>,
     limits: Option<RawLimits>,
@@ -103,6 +105,7 @@ struct RawAccount {
     database: PathBuf,
     batch_size: Option<i64>,
     reconcile_interval_minutes: Option<i64>,
+    feed_retention_days: Option<i64>,
     grants: Option<Vec<String>>,
     #[serde(default)]
     filters: RawFilters,
@@ -135,6 +138,7 @@ impl RawFile {
             })?,
             batch_size: self.batch_size,
             reconcile_interval_minutes: self.reconcile_interval_minutes,
+            feed_retention_days: self.feed_retention_days,
             grants: self.grants,
             filters: self.filters.unwrap_or_default(),
             limits: self.limits.unwrap_or_default(),
@@ -155,6 +159,7 @@ impl RawFile {
                 "reconcile_interval_minutes",
                 self.reconcile_interval_minutes.is_some(),
             ),
+            ("feed_retention_days", self.feed_retention_days.is_some()),
             ("grants", self.grants.is_some()),
             ("filters", self.filters.is_some()),
             ("limits", self.limits.is_some()),
@@ -298,6 +303,9 @@ pub struct Config {
     pub database: PathBuf,
     pub batch_size: u32,
     pub reconcile_interval_minutes: u64,
+    /// Changes in the feed older than this, that every consumer has
+    /// acknowledged, are trimmed after a sync; 0 keeps them all.
+    pub feed_retention_days: u64,
     /// The most the component may be granted (`grants`); none means the
     /// read-only capabilities. See [`crate::capability`].
     pub grants: Option<BTreeSet<Capability>>,
@@ -510,6 +518,13 @@ impl Config {
             0,
             525_600,
         )? as u64;
+        let feed_retention_days = in_range(
+            "feed_retention_days",
+            raw.feed_retention_days,
+            30,
+            0,
+            36_500,
+        )? as u64;
         let grants = raw
             .grants
             .map(|names| {
@@ -529,6 +544,7 @@ impl Config {
             database,
             batch_size,
             reconcile_interval_minutes,
+            feed_retention_days,
             grants,
             filters,
             limits,

@@ -10,6 +10,7 @@
 //! [`Config::with_secret`]).
 
 pub mod capability;
+pub mod changes;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -17,6 +18,7 @@ pub mod content;
 pub mod demo;
 pub mod download;
 pub mod error;
+pub mod feed;
 pub mod http;
 pub mod identity;
 pub mod inspect;

@@ -22,8 +22,12 @@
 //! record_groups(external_id TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL, owner TEXT NOT NULL)
 //! host_identities(account TEXT PRIMARY KEY, user_id TEXT NOT NULL)  -- the host's own; no import reaches it
 //! ```
+//!
+//! and the change feed's tables ([`crate::feed`]), written in the same
+//! transaction as the records.
 
 use crate::error::{Error, Result};
+use crate::feed::{self, Kind};
 use crate::model::{Order, Permission, Principal, Record, RecordChange, RecordGroup, User};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::path::Path;
@@ -250,7 +254,8 @@ impl Store {
         conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
             .map_err(storage_err(what))?;
         conn.execute_batch(&format!(
-            "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            "BEGIN; {SCHEMA} {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+            feed::SCHEMA
         ))
         .map_err(storage_err(what))?;
         Ok(Store {
@@ -485,56 +490,26 @@ impl Store {
 
     // ----- reads for the CLI and tests -----------------------------------
 
+    /// SQLite's counter of commits made by other connections to this file:
+    /// it changes when one commits.
+    pub fn data_version(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    }
+
+    /// The change feed of this database.
+    pub fn feed(&self) -> feed::Feed<'_> {
+        feed::Feed::new(&self.conn)
+    }
+
     /// Every record in the sink, ordered by path.
     pub fn live_records(&self) -> Result<Vec<SinkRecord>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT external_id, parent_external_id, path, name, is_folder, etag, size, mime_type,
-                    modified, created, permission_letters, permission, permissions_json, owner_id,
-                    checksums_json, version, updated_at
-             FROM records ORDER BY path ASC, external_id ASC",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                SinkRecord {
-                    external_id: r.get(0)?,
-                    parent_external_id: r.get(1)?,
-                    path: r.get(2)?,
-                    name: r.get(3)?,
-                    is_folder: r.get(4)?,
-                    etag: r.get(5)?,
-                    size: r.get::<_, i64>(6)?.max(0) as u64,
-                    mime_type: r.get(7)?,
-                    modified: r.get(8)?,
-                    created: r.get(9)?,
-                    permission_letters: r.get(10)?,
-                    permission: r.get(11)?,
-                    permissions: Vec::new(),
-                    owner_id: r.get(13)?,
-                    checksums: Vec::new(),
-                    version: r.get(15)?,
-                    updated_at: r.get(16)?,
-                },
-                r.get::<_, String>(12)?,
-                r.get::<_, String>(14)?,
-            ))
-        })?;
-        rows.map(|row| {
-            let (mut rec, permissions, checksums) = row?;
-            rec.permissions = serde_json::from_str(&permissions).map_err(|e| {
-                Error::Storage(format!(
-                    "record {}: bad permissions_json: {e}",
-                    rec.external_id
-                ))
-            })?;
-            rec.checksums = serde_json::from_str(&checksums).map_err(|e| {
-                Error::Storage(format!(
-                    "record {}: bad checksums_json: {e}",
-                    rec.external_id
-                ))
-            })?;
-            Ok(rec)
-        })
-        .collect()
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {SINK_COLUMNS} FROM records ORDER BY path ASC, external_id ASC"
+        ))?;
+        let rows = stmt.query_map([], sink_row)?;
+        rows.map(|row| Ok(row?.into_sink()?)).collect()
     }
 
     /// All committed sync points, by key.
@@ -605,6 +580,86 @@ fn encode<T: serde::Serialize>(value: &T) -> rusqlite::Result<String> {
     serde_json::to_string(value).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
 }
 
+/// The columns of `records`, in the order [`sink_row`] reads them.
+const SINK_COLUMNS: &str = "external_id, parent_external_id, path, name, is_folder, etag, size, \
+    mime_type, modified, created, permission_letters, permission, permissions_json, owner_id, \
+    checksums_json, version, updated_at";
+
+/// A `records` row, its JSON columns still text.
+struct SinkRow {
+    record: SinkRecord,
+    permissions: String,
+    checksums: String,
+}
+
+fn sink_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SinkRow> {
+    Ok(SinkRow {
+        record: SinkRecord {
+            external_id: r.get(0)?,
+            parent_external_id: r.get(1)?,
+            path: r.get(2)?,
+            name: r.get(3)?,
+            is_folder: r.get(4)?,
+            etag: r.get(5)?,
+            size: r.get::<_, i64>(6)?.max(0) as u64,
+            mime_type: r.get(7)?,
+            modified: r.get(8)?,
+            created: r.get(9)?,
+            permission_letters: r.get(10)?,
+            permission: r.get(11)?,
+            permissions: Vec::new(),
+            owner_id: r.get(13)?,
+            checksums: Vec::new(),
+            version: r.get(15)?,
+            updated_at: r.get(16)?,
+        },
+        permissions: r.get(12)?,
+        checksums: r.get(14)?,
+    })
+}
+
+impl SinkRow {
+    fn into_sink(self) -> rusqlite::Result<SinkRecord> {
+        let bad = |what: &str, id: &str, e: serde_json::Error| {
+            rusqlite::Error::FromSqlConversionFailure(
+                0,
+                rusqlite::types::Type::Text,
+                format!("record {id}: bad {what}: {e}").into(),
+            )
+        };
+        let mut rec = self.record;
+        rec.permissions = serde_json::from_str(&self.permissions)
+            .map_err(|e| bad("permissions_json", &rec.external_id, e))?;
+        rec.checksums = serde_json::from_str(&self.checksums)
+            .map_err(|e| bad("checksums_json", &rec.external_id, e))?;
+        Ok(rec)
+    }
+
+    /// The record as the connector sent it, and its version.
+    fn into_record(self) -> rusqlite::Result<(Record, i64)> {
+        let r = self.into_sink()?;
+        Ok((
+            Record {
+                external_id: r.external_id,
+                parent_external_id: r.parent_external_id,
+                path: r.path,
+                name: r.name,
+                is_folder: r.is_folder,
+                etag: r.etag,
+                size: r.size,
+                mime_type: r.mime_type,
+                modified: r.modified,
+                created: r.created,
+                permission_letters: r.permission_letters,
+                permissions: r.permissions,
+                owner_id: r.owner_id,
+                checksums: r.checksums,
+            },
+            r.version,
+        ))
+    }
+}
+
 fn apply(tx: &rusqlite::Transaction<'_>, op: &Staged, now: i64) -> rusqlite::Result<()> {
     match op {
         Staged::SyncPoint(key, value) => {
@@ -631,40 +686,66 @@ fn apply(tx: &rusqlite::Transaction<'_>, op: &Staged, now: i64) -> rusqlite::Res
             tx.prepare_cached("DELETE FROM known_records WHERE external_id = ?1")?
                 .execute([id])?;
         }
+        // Users and groups are sent on every full sync: only a change is one.
         Staged::User(user) => {
-            tx.prepare_cached(
-                "INSERT INTO users (id, display_name, email) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(id) DO UPDATE SET display_name = excluded.display_name, email = excluded.email",
-            )?
-            .execute(params![user.id, user.display_name, user.email])?;
+            let changed = tx
+                .prepare_cached(
+                    "INSERT INTO users (id, display_name, email) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(id) DO UPDATE SET display_name = excluded.display_name, email = excluded.email
+                     WHERE display_name IS NOT excluded.display_name OR email IS NOT excluded.email",
+                )?
+                .execute(params![user.id, user.display_name, user.email])?;
+            if changed > 0 {
+                feed::append(tx, Kind::User, &user.id, &feed::user_data(user)?, now)?;
+            }
         }
         Staged::Group(group) => {
-            tx.prepare_cached(
-                "INSERT INTO record_groups (external_id, name, kind, owner) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(external_id) DO UPDATE SET name = excluded.name, kind = excluded.kind, owner = excluded.owner",
-            )?
-            .execute(params![group.external_id, group.name, group.kind, group.owner])?;
+            let changed = tx
+                .prepare_cached(
+                    "INSERT INTO record_groups (external_id, name, kind, owner) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(external_id) DO UPDATE SET name = excluded.name, kind = excluded.kind, owner = excluded.owner
+                     WHERE name IS NOT excluded.name OR kind IS NOT excluded.kind OR owner IS NOT excluded.owner",
+                )?
+                .execute(params![group.external_id, group.name, group.kind, group.owner])?;
+            if changed > 0 {
+                let data = feed::group_data(group)?;
+                feed::append(tx, Kind::RecordGroup, &group.external_id, &data, now)?;
+            }
         }
         Staged::Change(RecordChange::Deleted(id)) => {
-            tx.prepare_cached("DELETE FROM records WHERE external_id = ?1")?
-                .execute([id])?;
+            let gone = tx
+                .prepare_cached(&format!(
+                    "DELETE FROM records WHERE external_id = ?1 RETURNING {SINK_COLUMNS}"
+                ))?
+                .query_row([id], sink_row)
+                .optional()?;
+            if let Some(row) = gone {
+                let (record, version) = row.into_record()?;
+                let data = feed::record_data(&record, version)?;
+                feed::append(tx, Kind::Deleted, id, &data, now)?;
+            }
         }
-        Staged::Change(RecordChange::New(r) | RecordChange::ContentUpdated(r)) => {
-            upsert_record(tx, r, 1, now)?;
+        Staged::Change(RecordChange::New(r)) => {
+            upsert_record(tx, r, Kind::New, now)?;
+        }
+        Staged::Change(RecordChange::ContentUpdated(r)) => {
+            upsert_record(tx, r, Kind::ContentUpdated, now)?;
         }
         Staged::Change(RecordChange::MetadataUpdated(r)) => {
-            upsert_record(tx, r, 0, now)?;
+            upsert_record(tx, r, Kind::MetadataUpdated, now)?;
         }
     }
     Ok(())
 }
 
+/// Writes a record and its change to the feed.
 fn upsert_record(
     tx: &rusqlite::Transaction<'_>,
     r: &Record,
-    bump: i64,
+    kind: Kind,
     now: i64,
 ) -> rusqlite::Result<()> {
+    let bump = i64::from(kind != Kind::MetadataUpdated);
     let permission = r.permissions.first().map(|p| p.level.as_str());
     tx.prepare_cached(
         "INSERT INTO records (external_id, parent_external_id, path, name, is_folder, etag, size,
@@ -678,9 +759,10 @@ fn upsert_record(
             created = excluded.created, permission_letters = excluded.permission_letters,
             permission = excluded.permission, permissions_json = excluded.permissions_json,
             owner_id = excluded.owner_id, checksums_json = excluded.checksums_json,
-            version = records.version + ?17, updated_at = excluded.updated_at",
+            version = records.version + ?17, updated_at = excluded.updated_at
+         RETURNING version",
     )?
-    .execute(params![
+    .query_row(params![
         r.external_id,
         r.parent_external_id,
         r.path,
@@ -698,8 +780,11 @@ fn upsert_record(
         encode(&r.checksums)?,
         now,
         bump,
-    ])?;
-    Ok(())
+    ], |row| row.get::<_, i64>(0))
+    .and_then(|version| {
+        let data = feed::record_data(r, version)?;
+        feed::append(tx, kind, &r.external_id, &data, now)
+    })
 }
 
 #[cfg(test)]
@@ -808,6 +893,99 @@ mod tests {
         let live = s.live_records().unwrap();
         assert_eq!(live.len(), 1);
         assert_eq!(live[0].external_id, "1");
+    }
+
+    /// `(seq, kind, external_id)` of the whole feed.
+    fn feed_of(s: &Store) -> Vec<(i64, String, String)> {
+        s.feed()
+            .read(0, 1000)
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.seq, c.kind, c.external_id))
+            .collect()
+    }
+
+    #[test]
+    fn every_committed_change_is_in_the_feed_in_order_without_gaps() {
+        let mut s = Store::open_in_memory().unwrap();
+        let alice = User {
+            id: "alice".into(),
+            display_name: "Alice".into(),
+            email: None,
+        };
+        s.on_user(alice.clone());
+        s.on_changes(vec![
+            RecordChange::New(rec("1", "/a.txt")),
+            RecordChange::New(rec("2", "/b.txt")),
+        ]);
+        s.commit().unwrap();
+        // A failed commit leaves no number behind.
+        s.on_changes(vec![RecordChange::ContentUpdated(rec("1", "/a.txt"))]);
+        s.fail_commit_after(0);
+        assert!(s.commit().is_err());
+        s.fail_commit_after = None;
+        s.commit().unwrap();
+        // The same user again is no change; a deleted record carries what it was.
+        s.on_user(alice);
+        s.on_changes(vec![
+            RecordChange::MetadataUpdated(rec("2", "/b2.txt")),
+            RecordChange::Deleted("1".into()),
+            RecordChange::Deleted("never-seen".into()),
+        ]);
+        s.commit().unwrap();
+        let k = |seq: i64, kind: &str, id: &str| (seq, kind.to_string(), id.to_string());
+        assert_eq!(
+            feed_of(&s),
+            [
+                k(1, "user", "alice"),
+                k(2, "new", "1"),
+                k(3, "new", "2"),
+                k(4, "content-updated", "1"),
+                k(5, "metadata-updated", "2"),
+                k(6, "deleted", "1"),
+            ]
+        );
+        let all = s.feed().read(0, 10).unwrap();
+        assert_eq!(all[3].data["version"], 2, "{:?}", all[3].data);
+        assert_eq!(all[4].data["path"], "/b2.txt");
+        assert_eq!(all[4].data["version"], 1);
+        assert_eq!(all[5].data["path"], "/a.txt");
+        assert_eq!(all[5].data["version"], 2);
+        assert!(all[5].data["permissions"].is_array());
+        assert_eq!(s.feed().head().unwrap(), 6);
+        assert_eq!(s.feed().read(4, 1).unwrap()[0].seq, 5);
+    }
+
+    #[test]
+    fn consumers_move_only_when_they_acknowledge_and_trims_spare_them() {
+        let mut s = Store::open_in_memory().unwrap();
+        for i in 0..5 {
+            s.on_changes(vec![RecordChange::New(rec(
+                &i.to_string(),
+                &format!("/{i}.txt"),
+            ))]);
+            s.commit().unwrap();
+        }
+        let feed = s.feed();
+        assert_eq!(feed.position("indexer", 0).unwrap(), 0);
+        assert_eq!(feed.position("slow", 0).unwrap(), 0);
+        assert_eq!(feed.ack("indexer", 3, 0).unwrap(), 3);
+        // Never backwards, never past the head.
+        assert_eq!(feed.ack("indexer", 2, 0).unwrap(), 3);
+        assert!(feed.ack("indexer", 6, 0).is_err());
+        assert!(feed.position("bad name", 0).is_err());
+        // `slow` has read nothing: nothing is trimmed, however old.
+        assert_eq!(feed.trim(i64::MAX).unwrap(), 0);
+        feed.ack("slow", 2, 0).unwrap();
+        assert_eq!(feed.trim(i64::MAX).unwrap(), 2);
+        assert_eq!(feed.read(0, 10).unwrap()[0].seq, 3);
+        // Numbers are never reused after a trim.
+        feed.ack("slow", 5, 0).unwrap();
+        feed.ack("indexer", 5, 0).unwrap();
+        assert_eq!(feed.trim(i64::MAX).unwrap(), 3);
+        s.on_changes(vec![RecordChange::Deleted("0".into())]);
+        s.commit().unwrap();
+        assert_eq!(feed_of(&s), [(6, "deleted".to_string(), "0".to_string())]);
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod batching;
 mod cli;
 mod download;
 mod faults;
+mod feed;
 mod filters;
 mod full_sync;
 mod incremental;
