@@ -10,7 +10,7 @@ use crate::progress::ProgressSink;
 use crate::store::{Store, record_heap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasmtime::component::{Resource, ResourceTable, WasmList, WasmStr};
+use wasmtime::component::{Lift, Resource, ResourceTable, WasmList, WasmStr};
 use wasmtime::{ResourceLimiter, StoreContextMut, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -538,19 +538,32 @@ pub mod bounded {
         move |reason| Err(wasmtime::Error::new(RefusedInput { call, reason }))
     }
 
+    /// Every element of `list`, lifted under `budget`; an element the host
+    /// will not take traps the call.
+    fn lift_all<E: Lift, U>(
+        store: &mut StoreContextMut<'_, HostState>,
+        list: &WasmList<E>,
+        what: &'static str,
+        budget: Budget,
+        call: &'static str,
+        each: impl FnMut(&mut Lifter<'_, '_, HostState>, E) -> Result<U, Refusal>,
+    ) -> wasmtime::Result<Vec<U>> {
+        let lifted = lift(
+            store,
+            budget,
+            |l| l.list(list, usize::MAX, || what.into(), each),
+            refused(call),
+        )?;
+        Ok(lifted.expect("a refused element traps"))
+    }
+
     fn ids(
         store: &mut StoreContextMut<'_, HostState>,
         ids: &WasmList<WasmStr>,
         budget: Budget,
         call: &'static str,
     ) -> wasmtime::Result<Vec<String>> {
-        let lifted = lift(
-            store,
-            budget,
-            |l| l.list(ids, usize::MAX, || "the id list".into(), |l, id| l.text(id)),
-            refused(call),
-        )?;
-        Ok(lifted.unwrap_or_default())
+        lift_all(store, ids, "the id list", budget, call, |l, id| l.text(id))
     }
 
     pub fn put(
@@ -562,23 +575,15 @@ pub mod bounded {
         state.called()?;
         state.check_staged(records.len())?;
         let budget = state.staged_budget(CALL);
-        let lifted = lift(
+        let records = lift_all(
             &mut store,
+            &records,
+            "the record list",
             budget,
-            |l| {
-                l.list(
-                    &records,
-                    usize::MAX,
-                    || "the record list".into(),
-                    |l, r| l.record(r),
-                )
-            },
-            refused(CALL),
+            CALL,
+            |l, r| l.record(r),
         )?;
-        match lifted {
-            Ok(records) => store.data_mut().put_records(records),
-            Err(()) => unreachable!("a refused record traps"),
-        }
+        store.data_mut().put_records(records)
     }
 
     pub fn remove(
@@ -663,23 +668,15 @@ pub mod bounded {
         // Each answer is a body to hold: refused before anything is sent.
         state.check_bodies(requests.len())?;
         let budget = state.call_budget(CALL);
-        let lifted = lift(
+        let requests = lift_all(
             &mut store,
+            &requests,
+            "the request list",
             budget,
-            |l| {
-                l.list(
-                    &requests,
-                    usize::MAX,
-                    || "the request list".into(),
-                    |l, r| l.request(r),
-                )
-            },
-            refused(CALL),
+            CALL,
+            |l, r| l.request(r),
         )?;
-        match lifted {
-            Ok(requests) => store.data_mut().send_many(requests),
-            Err(()) => unreachable!("a request is only ever refused by its budget"),
-        }
+        store.data_mut().send_many(requests)
     }
 }
 
