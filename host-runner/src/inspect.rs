@@ -1,9 +1,10 @@
 //! `host-runner inspect`: what a component is and what it asks for, read
 //! from its bytes before anything of it is compiled or run.
 
-use crate::capability::{self, Capability, Grants, Level};
+use crate::capability::{Capability, Grants, Level};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::runtime::component::{declared_in, read_component};
 use crate::runtime::{WIT_PACKAGE, WIT_VERSION};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -44,14 +45,8 @@ pub struct Inspection {
 
 /// Reads `path`; `config` decides what would be granted.
 pub fn inspect(path: &Path, config: Option<&Config>) -> Result<Inspection> {
-    let wasm = std::fs::read(path)
-        .map_err(|e| Error::Component(format!("cannot read `{}`: {e}", path.display())))?;
-    let declared = capability::declared(&wasm).map_err(|e| {
-        Error::Component(format!(
-            "`{}` is refused before it runs: {e}",
-            path.display()
-        ))
-    })?;
+    let wasm = read_component(path)?;
+    let declared = declared_in(path, &wasm)?;
     let names = top_level_names(&wasm)
         .map_err(|e| Error::Component(format!("`{}` is not a component: {e}", path.display())))?;
     let (interfaces, other_imports): (Vec<String>, Vec<String>) = names

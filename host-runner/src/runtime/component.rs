@@ -1,6 +1,7 @@
 //! Finding the connector component, checking its WIT version before anything
 //! runs, and compiling it through an on-disk cache.
 
+use crate::capability::{self, Declared};
 use crate::error::{Error, Result};
 use sha2::{Digest, Sha256};
 use std::ffi::OsString;
@@ -144,6 +145,23 @@ pub fn check_wit_version(engine: &Engine, component: &Component, path: &Path) ->
     Ok(())
 }
 
+/// The component file's bytes, read once for everything done before it runs.
+pub fn read_component(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path)
+        .map_err(|e| Error::Component(format!("cannot read `{}`: {e}", path.display())))
+}
+
+/// The capabilities the component at `path` declares (see
+/// [`crate::capability::declared`]).
+pub fn declared_in(path: &Path, wasm: &[u8]) -> Result<Declared> {
+    capability::declared(wasm).map_err(|e| {
+        Error::Component(format!(
+            "`{}` is refused before it runs: {e}",
+            path.display()
+        ))
+    })
+}
+
 /// Feeds `Hash` output into SHA-256, so the engine's compatibility hash is
 /// stable across processes.
 struct ShaHasher(Sha256);
@@ -213,9 +231,7 @@ fn cache_key(engine: &Engine, wasm: &[u8]) -> String {
 /// Compiles the component, or loads it from the cache. The cache file holds
 /// the SHA-256 of the compiled bytes followed by them; a file whose digest does
 /// not match is compiled again and replaced. Cache trouble is never fatal.
-pub fn load_component(engine: &Engine, path: &Path) -> Result<Component> {
-    let wasm = std::fs::read(path)
-        .map_err(|e| Error::Component(format!("cannot read `{}`: {e}", path.display())))?;
+pub fn load_component(engine: &Engine, path: &Path, wasm: &[u8]) -> Result<Component> {
     let file = cache_dir()
         .filter(|dir| match open_cache_dir(dir) {
             Ok(()) => true,
@@ -224,7 +240,7 @@ pub fn load_component(engine: &Engine, path: &Path) -> Result<Component> {
                 false
             }
         })
-        .map(|dir| dir.join(format!("{}.cwasm", cache_key(engine, &wasm))));
+        .map(|dir| dir.join(format!("{}.cwasm", cache_key(engine, wasm))));
     let cached = file
         .as_deref()
         .and_then(|f| Some((f, read_cached(engine, f)?)));
@@ -235,7 +251,7 @@ pub fn load_component(engine: &Engine, path: &Path) -> Result<Component> {
         }
         None => {
             let started = std::time::Instant::now();
-            let c = Component::new(engine, &wasm).map_err(|e| {
+            let c = Component::new(engine, wasm).map_err(|e| {
                 Error::Component(format!(
                     "`{}` is not a valid WebAssembly component: {e:#}",
                     path.display()
@@ -368,7 +384,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("junk.wasm");
         std::fs::write(&path, b"\0asm not really").unwrap();
-        let err = load_component(&engine, &path).err().unwrap();
+        let err = load_component(&engine, &path, &read_component(&path).unwrap())
+            .err()
+            .unwrap();
         assert_eq!(err.exit_code(), crate::error::exit_code::COMPONENT);
         assert!(err.to_string().contains("junk.wasm"), "{err}");
     }

@@ -9,8 +9,8 @@ use super::host::{
     RunDeadline, SandboxLimit, SinkStats, StorageFault, bounded,
 };
 use super::output::{GuestOutput, panic_message};
-use super::{convert, engine};
-use crate::capability::{self, Declared};
+use super::{component, convert, engine};
+use crate::capability::Declared;
 use crate::config::Config;
 use crate::content::{Delivered, Destination};
 use crate::error::{Error, Result};
@@ -36,15 +36,16 @@ impl LoadedComponent {
     /// Finds (see [`super::locate_component`]), compiles (cached) and links the
     /// connector, refusing one built for another WIT version.
     pub fn load(explicit: Option<&Path>) -> Result<LoadedComponent> {
-        let path = super::component::locate_component(explicit)?;
+        let path = component::locate_component(explicit)?;
         LoadedComponent::from_file(&path)
     }
 
     pub fn from_file(path: &Path) -> Result<LoadedComponent> {
+        let wasm = component::read_component(path)?;
         // What it asks for is read before anything of it is compiled or run.
-        let declared = declared_by(path)?;
+        let declared = component::declared_in(path, &wasm)?;
         let engine = engine::engine()?;
-        let component = super::component::load_component(&engine, path)?;
+        let component = component::load_component(&engine, path, &wasm)?;
         let mut linker: Linker<HostState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| Error::Component(format!("cannot link WASI: {e:#}")))?;
@@ -78,18 +79,6 @@ impl LoadedComponent {
     pub fn declared(&self) -> &Declared {
         &self.declared
     }
-}
-
-/// The capabilities a component file declares.
-pub fn declared_by(path: &Path) -> Result<Declared> {
-    let wasm = std::fs::read(path)
-        .map_err(|e| Error::Component(format!("cannot read `{}`: {e}", path.display())))?;
-    capability::declared(&wasm).map_err(|e| {
-        Error::Component(format!(
-            "`{}` is refused before it runs: {e}",
-            path.display()
-        ))
-    })
 }
 
 /// Replaces WASI's timer subscriptions with ones that wait at most the guest
