@@ -7,6 +7,7 @@ use crate::feed::Change;
 use crate::render::printable;
 use crate::stop::StopFlag;
 use crate::store::Store;
+use crate::timefmt::now_unix;
 use std::io::Write;
 use std::time::Duration;
 
@@ -35,23 +36,6 @@ pub struct ChangesOptions {
     pub ack: bool,
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
-fn open(config: &Config) -> Result<Store> {
-    if !config.database.exists() {
-        return Err(Error::Config(format!(
-            "the database `{}` does not exist yet; run `host-runner sync` first",
-            config.database.display()
-        )));
-    }
-    Store::open(&config.database)
-}
-
 /// Writes the changes after the start point to `out` (JSON lines with
 /// `json`), acknowledging each written batch for a consumer with `ack`;
 /// returns how many were written.
@@ -67,11 +51,11 @@ pub fn changes(
             "`--ack` moves a consumer's position: name one with `--consumer`".into(),
         ));
     }
-    let store = open(config)?;
+    let store = Store::open_existing(&config.database)?;
     let feed = store.feed();
     let mut after = match &options.from {
         From::Since(seq) => *seq,
-        From::Consumer(name) => feed.position(name, now())?,
+        From::Consumer(name) => feed.position(name, now_unix())?,
     };
     let mut written = 0;
     let mut seen_version = store.data_version()?;
@@ -86,7 +70,7 @@ pub fn changes(
             after = last.seq;
             written += batch.len() as u64;
             if let (true, From::Consumer(name)) = (options.ack, &options.from) {
-                feed.ack(name, after, now())?;
+                feed.ack(name, after, now_unix())?;
             }
         }
         if !options.follow {
@@ -111,7 +95,9 @@ pub fn changes(
 
 /// Moves `consumer` to `seq`; returns its position.
 pub fn ack(config: &Config, consumer: &str, seq: i64) -> Result<i64> {
-    open(config)?.feed().ack(consumer, seq, now())
+    Store::open_existing(&config.database)?
+        .feed()
+        .ack(consumer, seq, now_unix())
 }
 
 fn write_change(out: &mut dyn Write, change: &Change, json: bool) -> std::io::Result<()> {

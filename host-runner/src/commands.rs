@@ -12,6 +12,7 @@ use crate::runtime::bindings::exports::nextcloud::connector::lifecycle as life;
 use crate::runtime::{LoadedComponent, Session, SessionParts};
 use crate::stop::StopFlag;
 use crate::store::{SinkRecord, Store};
+use crate::timefmt::now_unix;
 use serde::Serialize;
 use std::io::Write;
 use std::path::PathBuf;
@@ -116,13 +117,6 @@ pub struct StreamReport {
     /// transfer, which the caller must check itself.
     pub checksum: Option<String>,
     pub requests: u64,
-}
-
-fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 /// A started connector: secret read, component loaded, database open, `init` done.
@@ -271,13 +265,7 @@ pub fn test_connection(config: &Config, options: &RunOptions) -> Result<Connecti
 /// The live records of the sink, ordered by path. Does not create the
 /// database.
 pub fn list_records(config: &Config) -> Result<Vec<SinkRecord>> {
-    if !config.database.exists() {
-        return Err(Error::Config(format!(
-            "the database `{}` does not exist yet; run `host-runner sync` first",
-            config.database.display()
-        )));
-    }
-    Store::open(&config.database)?.live_records()
+    Store::open_existing(&config.database)?.live_records()
 }
 
 /// Streams the content of a known record (by external id) into `writer`.

@@ -102,13 +102,7 @@ pub struct DownloadReport {
 
 /// Finds the record in the database.
 pub fn find_record(config: &Config, select: &Select) -> Result<Record> {
-    if !config.database.exists() {
-        return Err(Error::Config(format!(
-            "the database `{}` does not exist yet; run `host-runner sync` first",
-            config.database.display()
-        )));
-    }
-    let store = Store::open(&config.database)?;
+    let store = Store::open_existing(&config.database)?;
     match select {
         Select::Id(id) => store
             .lookup(std::slice::from_ref(id))?

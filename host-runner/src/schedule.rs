@@ -19,7 +19,7 @@ use crate::config::{Config, ConfigFile};
 use crate::error::{Error, Result};
 use crate::progress::TerminalProgress;
 use crate::stop::StopFlag;
-use crate::timefmt::rfc3339_utc;
+use crate::timefmt::{now_unix, rfc3339_utc};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -154,13 +154,6 @@ fn error_with_code(code: i32, message: String) -> Error {
         c::BUSY => Error::Busy(message),
         _ => Error::Config(message),
     }
-}
-
-fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 /// One line of text for a completed sync.

@@ -229,6 +229,19 @@ impl Store {
         Store::init(conn, &what)
     }
 
+    /// Opens a database a sync already created, for the commands that only
+    /// read what it holds (`records`, `download`, `changes`): a mistyped
+    /// path is an error, not a new empty file.
+    pub fn open_existing(path: &Path) -> Result<Store> {
+        if !path.exists() {
+            return Err(Error::Config(format!(
+                "the database `{}` does not exist yet; run `host-runner sync` first",
+                path.display()
+            )));
+        }
+        Store::open(path)
+    }
+
     /// A private database that lives as long as the value (for tests and
     /// dry runs).
     pub fn open_in_memory() -> Result<Store> {
@@ -464,10 +477,7 @@ impl Store {
         if self.staged.is_empty() {
             return Ok(());
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
+        let now = crate::timefmt::now_unix();
         #[cfg(test)]
         let fail_after = self.fail_commit_after;
         #[cfg(not(test))]

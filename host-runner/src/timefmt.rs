@@ -35,6 +35,14 @@ fn days_in_month(year: i64, month: u32) -> u32 {
     }
 }
 
+/// Unix seconds now, from the system clock (0 before 1970).
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
 /// `2024-05-01T12:00:00Z` for unix seconds.
 pub fn rfc3339_utc(unix: i64) -> String {
     let days = unix.div_euclid(86_400);
