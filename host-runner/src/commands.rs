@@ -209,7 +209,7 @@ pub fn run_sync_with_stop(
     let result = run.session.run_sync();
     run.finish();
     let s = result?;
-    trim_feed(config)?;
+    trim_feed(config, &run.session)?;
     let sink = run.session.sink_stats();
     Ok(SyncReport {
         mode: match s.mode {
@@ -233,12 +233,12 @@ pub fn run_sync_with_stop(
 
 /// Trims the change feed by `feed_retention_days`: only what every consumer
 /// acknowledged.
-fn trim_feed(config: &Config) -> Result<()> {
+fn trim_feed(config: &Config, session: &Session) -> Result<()> {
     if config.feed_retention_days == 0 {
         return Ok(());
     }
     let before = now_unix().saturating_sub(config.feed_retention_days as i64 * 86_400);
-    let trimmed = Store::open(&config.database)?.feed().trim(before)?;
+    let trimmed = session.trim_feed(before)?;
     if trimmed > 0 {
         tracing::debug!("trimmed {trimmed} changes from the feed");
     }

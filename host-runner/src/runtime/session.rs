@@ -349,6 +349,12 @@ impl Session {
         self.store.data_mut().store.discard_staged()
     }
 
+    /// Removes from the change feed what every consumer acknowledged and was
+    /// committed before `before` (unix seconds); how many went.
+    pub fn trim_feed(&self, before: i64) -> Result<u64> {
+        self.store.data().store.feed().trim(before)
+    }
+
     /// How the connector used the sink and storage so far.
     pub fn sink_stats(&self) -> SinkStats {
         self.store.data().sink
