@@ -316,7 +316,7 @@ impl Grants {
                 "{what}: the query `{query}` carries a parameter starting with `_` (a method override); refused"
             ));
         }
-        let mut wrong_method = None;
+        let mut needed = None;
         for &capability in Capability::ALL {
             for rule in capability.rules() {
                 if !matches(rule.path, rest, &self.user_id)
@@ -330,10 +330,10 @@ impl Grants {
                 if self.granted.contains(&capability) {
                     return Ok(capability);
                 }
-                wrong_method.get_or_insert(capability);
+                needed.get_or_insert(capability);
             }
         }
-        Err(match wrong_method {
+        Err(match needed {
             Some(c) => format!(
                 "{what} needs the `{c}` capability ({}), which {}",
                 c.describe(),
