@@ -255,3 +255,42 @@ fn following_sees_new_commits() {
     let status = follower.wait().unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+/// After a sync, changes older than `feed_retention_days` (30 by default) go
+/// once every consumer acknowledged them, and not one a consumer has not.
+#[test]
+fn retention_after_a_sync_trims_only_what_every_consumer_acknowledged() {
+    let account = Account::sample();
+    account.sync().unwrap();
+    let head = read_all(&account, &["--since", "0", "--limit", "100000"]).len() as i64;
+    let half = head / 2;
+    read_all(
+        &account,
+        &["--consumer", "half", "--limit", &half.to_string(), "--ack"],
+    );
+    read_all(
+        &account,
+        &["--consumer", "all", "--limit", "100000", "--ack"],
+    );
+    // Everything so far is made 40 days old.
+    let db = rusqlite::Connection::open(account.database()).unwrap();
+    db.execute(
+        "UPDATE changes SET committed_at = committed_at - 40 * 86400",
+        [],
+    )
+    .unwrap();
+    drop(db);
+    account.sim().put("/late.txt", "late").unwrap();
+    account.sync().unwrap();
+    let left = seqs(&read_all(&account, &["--since", "0", "--limit", "100000"]));
+    assert_eq!(
+        left.first(),
+        Some(&(half + 1)),
+        "trimmed up to what `half` acknowledged"
+    );
+    assert!(
+        *left.last().unwrap() > head,
+        "the new sync's changes are kept"
+    );
+    assert_eq!(left, (half + 1..=*left.last().unwrap()).collect::<Vec<_>>());
+}
