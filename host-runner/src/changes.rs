@@ -9,12 +9,6 @@ use crate::stop::StopFlag;
 use crate::store::Store;
 use crate::timefmt::now_unix;
 use std::io::Write;
-use std::time::Duration;
-
-/// How often `--follow` looks at SQLite's change counter for the file
-/// (`PRAGMA data_version`, read from the WAL index in shared memory): the
-/// feed is read again only after another connection committed.
-const FOLLOW_POLL: Duration = Duration::from_millis(200);
 
 /// Where to start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,14 +45,13 @@ pub fn changes(
             "`--ack` moves a consumer's position: name one with `--consumer`".into(),
         ));
     }
-    let store = Store::open_existing(&config.database)?;
+    let store = Store::connect_existing(config)?;
     let feed = store.feed();
     let mut after = match &options.from {
         From::Since(seq) => *seq,
         From::Consumer(name) => feed.position(name, now_unix())?,
     };
     let mut written = 0;
-    let mut seen_version = store.data_version()?;
     loop {
         let batch = feed.read(after, options.limit)?;
         for change in &batch {
@@ -79,23 +72,16 @@ pub fn changes(
         if batch.len() as u32 == options.limit {
             continue;
         }
-        // Nothing new: wait for another connection's commit.
-        loop {
-            if stop.sleep(FOLLOW_POLL) {
-                return Ok(written);
-            }
-            let version = store.data_version()?;
-            if version != seen_version {
-                seen_version = version;
-                break;
-            }
+        // Nothing new: wait for another process's commit.
+        if !feed.wait(stop)? {
+            return Ok(written);
         }
     }
 }
 
 /// Moves `consumer` to `seq`; returns its position.
 pub fn ack(config: &Config, consumer: &str, seq: i64) -> Result<i64> {
-    Store::open_existing(&config.database)?
+    Store::connect_existing(config)?
         .feed()
         .ack(consumer, seq, now_unix())
 }

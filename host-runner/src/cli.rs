@@ -81,6 +81,10 @@ enum Command {
         after_help = "Example:\n  NEXTCLOUD_APP_PASSWORD=... host-runner run --config nc.toml --json"
     )]
     Run(ConfigArgs),
+    /// Show every account of the file: its last sync and how it ended, how
+    /// far behind it is, who syncs it now, and what the sink holds.
+    #[command(after_help = STATUS_HELP)]
+    Status(StatusArgs),
     /// Print the live records of the database (a tree, or JSON lines with --json).
     #[command(after_help = "Example:\n  host-runner records --config nc.toml --json | jq .path")]
     Records(ConfigArgs),
@@ -110,6 +114,25 @@ enum Command {
         subcommand_negates_reqs = true
     )]
     Changes(ChangesArgs),
+}
+
+const STATUS_HELP: &str = "\
+lag_seconds is the time since the latest successful sync began: the records
+reflect the server as it was then, at the latest. With PostgreSQL, lease
+shows the worker holding each account and when the account is due again.
+Exit code 0 even when an account's state cannot be read: its entry says why.
+
+Example:
+  host-runner status -c nc.toml --json | jq '.[] | {account, lag_seconds, holder}'";
+
+#[derive(Debug, Args)]
+struct StatusArgs {
+    /// The TOML configuration file.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: PathBuf,
+    /// Print a JSON array on stdout instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 const CHANGES_HELP: &str = "\
@@ -314,6 +337,7 @@ pub fn main() -> ExitCode {
         Command::Demo(a) => a.json,
         Command::Download(a) => a.json,
         Command::Inspect(a) => a.json,
+        Command::Status(a) => a.json,
         Command::Changes(a) => match &a.action {
             Some(ChangesAction::Ack(ack)) => ack.json,
             None => a.json,
@@ -454,6 +478,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Download(args) => download(args, component)?,
         Command::Changes(args) => changes(args)?,
+        Command::Status(args) => {
+            let file = ConfigFile::load(&args.config)?;
+            let statuses = crate::status::status(&file);
+            if args.json {
+                print_json(&statuses)?;
+            } else {
+                print!("{}", crate::status::render(&statuses));
+            }
+        }
         Command::Inspect(args) => {
             let config = args
                 .config

@@ -6,7 +6,7 @@ use crate::content::Destination;
 use crate::error::{Error, Result};
 use crate::http::{ClientOptions, HttpClient};
 use crate::identity;
-use crate::lock::AccountLock;
+use crate::lock::AccountGuard;
 use crate::progress::{NoProgress, ProgressSink};
 use crate::runtime::bindings::exports::nextcloud::connector::lifecycle as life;
 use crate::runtime::{LoadedComponent, Session, SessionParts};
@@ -129,10 +129,17 @@ struct Run {
 
 impl Run {
     fn start(config: &Config, options: &RunOptions) -> Result<Run> {
-        Run::start_with(config, options, ClientOptions::default())
+        Run::start_with(config, options, ClientOptions::default(), None)
     }
 
-    fn start_with(config: &Config, options: &RunOptions, client: ClientOptions) -> Result<Run> {
+    /// With `fence`, every commit requires the account's lease to still
+    /// carry that token.
+    fn start_with(
+        config: &Config,
+        options: &RunOptions,
+        client: ClientOptions,
+        fence: Option<i64>,
+    ) -> Result<Run> {
         let started = Instant::now();
         for warning in &config.warnings {
             tracing::warn!("{warning}");
@@ -140,7 +147,10 @@ impl Run {
         let secret = config.secret()?;
         let component = LoadedComponent::load(options.component.as_deref())?;
         tracing::debug!("connector component: {}", component.path().display());
-        let store = Store::open(&config.database)?;
+        let mut store = Store::connect(config)?;
+        if let Some(token) = fence {
+            store.fence(token);
+        }
         let http = Arc::new(HttpClient::with_options(config, &secret, client));
         let user_id = identity::resolve(config, &http, &store)?;
         http.bind(Grants::new(
@@ -192,22 +202,50 @@ pub fn run_sync(config: &Config, options: &RunOptions) -> Result<SyncReport> {
 
 /// One sync that ends early, with its last batch committed, once `stop` is
 /// set (see [`crate::stop`]); it then fails with the error the connector
-/// made of the refused request. Holds the account's lock
-/// ([`AccountLock`]) throughout, and fails with [`Error::Busy`] at once when
-/// another sync holds it.
+/// made of the refused request. Holds the account ([`AccountGuard`]: its
+/// lock file or lease) throughout, and fails with [`Error::Busy`] at once
+/// when another sync holds it.
 pub fn run_sync_with_stop(
     config: &Config,
     options: &RunOptions,
     stop: &StopFlag,
 ) -> Result<SyncReport> {
-    let _lock = AccountLock::acquire(&config.database)?;
+    let guard = AccountGuard::acquire(config)?;
+    let result = sync_holding(config, options, stop, guard.token());
+    // A sync by hand leaves the schedule `run` shares in PostgreSQL as it was.
+    guard.release(None)?;
+    result
+}
+
+/// One sync while this process holds the account ([`AccountGuard`]),
+/// noted in the account's `sync_runs` for `status`.
+pub fn sync_holding(
+    config: &Config,
+    options: &RunOptions,
+    stop: &StopFlag,
+    fence: Option<i64>,
+) -> Result<SyncReport> {
     let client = ClientOptions {
         stop: stop.clone(),
         ..ClientOptions::default()
     };
-    let mut run = Run::start_with(config, options, client)?;
+    let mut run = Run::start_with(config, options, client, fence)?;
+    let holder = crate::lease::holder_name();
+    let run_id = run.session.store().run_started(&holder)?;
     let result = run.session.run_sync();
     run.finish();
+    let (outcome, error) = match &result {
+        Ok(_) => ("ok", None),
+        Err(e) => (e.kind(), Some(e.to_string())),
+    };
+    // Best effort: the sync's own outcome matters more than its note.
+    if let Err(e) = run
+        .session
+        .store()
+        .run_finished(run_id, outcome, error.as_deref())
+    {
+        tracing::warn!("cannot note how the sync ended: {e}");
+    }
     let s = result?;
     trim_feed(config, &run.session)?;
     let sink = run.session.sink_stats();
@@ -265,7 +303,7 @@ pub fn test_connection(config: &Config, options: &RunOptions) -> Result<Connecti
 /// The live records of the sink, ordered by path. Does not create the
 /// database.
 pub fn list_records(config: &Config) -> Result<Vec<SinkRecord>> {
-    Store::open_existing(&config.database)?.live_records()
+    Store::connect_existing(config)?.live_records()
 }
 
 /// Streams the content of a known record (by external id) into `writer`.
@@ -277,7 +315,7 @@ pub fn stream_record(
     offset: u64,
     if_match: Option<String>,
 ) -> Result<StreamReport> {
-    let record = Store::open(&config.database)?
+    let record = Store::connect(config)?
         .lookup(&[external_id.to_string()])?
         .pop()
         .flatten()

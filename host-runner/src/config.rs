@@ -36,9 +36,10 @@
 //! max_run_minutes = 1440                    # fractions allowed: 0.5 is 30 s
 //! ```
 //!
-//! `host-runner run` syncs every `interval_minutes` (default 60, a top-level
-//! key). One file may instead list several accounts, each a table with the
-//! keys above (and an optional `name`), each with its own database:
+//! `host-runner run` syncs every `interval_minutes` (default 60, fractions
+//! allowed; a top-level key). One file may instead list several accounts,
+//! each a table with the keys above (and an optional `name`), each with its
+//! own SQLite database or all in one PostgreSQL database:
 //!
 //! ```toml
 //! interval_minutes = 30
@@ -61,6 +62,7 @@
 //! ```
 
 use crate::capability::{self, Capability};
+pub use crate::database::Database;
 use crate::error::{Error, Result};
 use crate::origin::{Origin, is_loopback};
 use crate::secret::{Secret, SecretSource};
@@ -77,7 +79,8 @@ pub const DEFAULT_PASSWORD_ENV: &str = "NEXTCLOUD_APP_PASSWORD";
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
-    interval_minutes: Option<i64>,
+    interval_minutes: Option<toml::Value>,
+    lease_seconds: Option<i64>,
     #[serde(default)]
     account: Vec<RawAccount>,
     name: Option<String>,
@@ -85,7 +88,9 @@ struct RawFile {
     username: Option<String>,
     app_password_env: Option<String>,
     app_password_file: Option<PathBuf>,
-    database: Option<PathBuf>,
+    database: Option<String>,
+    database_password_env: Option<String>,
+    database_password_file: Option<PathBuf>,
     batch_size: Option<i64>,
     reconcile_interval_minutes: Option<i64>,
     feed_retention_days: Option<i64>,
@@ -102,7 +107,9 @@ struct RawAccount {
     username: String,
     app_password_env: Option<String>,
     app_password_file: Option<PathBuf>,
-    database: PathBuf,
+    database: String,
+    database_password_env: Option<String>,
+    database_password_file: Option<PathBuf>,
     batch_size: Option<i64>,
     reconcile_interval_minutes: Option<i64>,
     feed_retention_days: Option<i64>,
@@ -133,9 +140,11 @@ impl RawFile {
             database: self.database.ok_or_else(|| {
                 missing(
                     "database",
-                    "name the SQLite file that keeps state and records",
+                    "name the SQLite file that keeps state and records, or a postgres:// URL",
                 )
             })?,
+            database_password_env: self.database_password_env,
+            database_password_file: self.database_password_file,
             batch_size: self.batch_size,
             reconcile_interval_minutes: self.reconcile_interval_minutes,
             feed_retention_days: self.feed_retention_days,
@@ -154,6 +163,14 @@ impl RawFile {
             ("app_password_env", self.app_password_env.is_some()),
             ("app_password_file", self.app_password_file.is_some()),
             ("database", self.database.is_some()),
+            (
+                "database_password_env",
+                self.database_password_env.is_some(),
+            ),
+            (
+                "database_password_file",
+                self.database_password_file.is_some(),
+            ),
             ("batch_size", self.batch_size.is_some()),
             (
                 "reconcile_interval_minutes",
@@ -298,9 +315,9 @@ pub struct Config {
     pub origin: Origin,
     pub username: String,
     pub secret_source: SecretSource,
-    /// Absolute, or relative to the working directory when the configuration
-    /// did not come from a file.
-    pub database: PathBuf,
+    /// A SQLite path (absolute, or relative to the working directory when the
+    /// configuration did not come from a file) or a PostgreSQL database.
+    pub database: Database,
     pub batch_size: u32,
     pub reconcile_interval_minutes: u64,
     /// Changes in the feed older than this, that every consumer has
@@ -309,6 +326,10 @@ pub struct Config {
     /// The most the component may be granted (`grants`); none means the
     /// read-only capabilities. See [`crate::capability`].
     pub grants: Option<BTreeSet<Capability>>,
+    /// How long a worker's lease on the account lasts without a heartbeat
+    /// (`lease_seconds`, a top-level key; PostgreSQL only): how soon another
+    /// worker takes over the account of one that died.
+    pub lease: Duration,
     pub filters: Filters,
     pub limits: Limits,
     /// Things that work but deserve the user's attention.
@@ -320,8 +341,9 @@ pub struct Config {
 pub struct ConfigFile {
     /// At least one; names and databases are distinct.
     pub accounts: Vec<Config>,
-    /// How often `run` syncs every account.
-    pub interval_minutes: u64,
+    /// How often `run` syncs every account (`interval_minutes`, fractions
+    /// allowed).
+    pub interval: Duration,
 }
 
 impl ConfigFile {
@@ -345,9 +367,14 @@ impl ConfigFile {
     /// Validates configuration text; relative paths resolve against `base_dir`.
     pub fn from_toml_str(text: &str, base_dir: &Path) -> Result<ConfigFile> {
         let raw: RawFile = toml::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
-        let interval_minutes =
-            in_range("interval_minutes", raw.interval_minutes, 60, 1, 525_600)? as u64;
-        let accounts = if raw.account.is_empty() {
+        let interval = minutes(
+            "interval_minutes",
+            raw.interval_minutes.clone(),
+            Duration::from_secs(3600),
+            525_600.0,
+        )?;
+        let lease_seconds = in_range("lease_seconds", raw.lease_seconds, 60, 2, 3600)? as u64;
+        let mut accounts = if raw.account.is_empty() {
             vec![Config::from_raw(raw.into_single()?, base_dir, None)?]
         } else {
             let stray = raw.stray_account_keys();
@@ -375,22 +402,29 @@ impl ConfigFile {
                             a.name
                         )));
                     }
-                    if a.database == b.database {
+                    // A PostgreSQL database keeps each account apart by
+                    // its key; a SQLite file holds one account.
+                    let same_state = match (&a.database, &b.database) {
+                        (Database::Sqlite(x), Database::Sqlite(y)) => x == y,
+                        (Database::Postgres(x), Database::Postgres(y)) => {
+                            x.url == y.url && a.account_key() == b.account_key()
+                        }
+                        _ => false,
+                    };
+                    if same_state {
                         return Err(Error::Config(format!(
                             "accounts `{}` and `{}` share the database `{}`: each account keeps its own state, so give each its own `database`",
-                            b.name,
-                            a.name,
-                            a.database.display()
+                            b.name, a.name, a.database
                         )));
                     }
                 }
             }
             accounts
         };
-        Ok(ConfigFile {
-            accounts,
-            interval_minutes,
-        })
+        for account in &mut accounts {
+            account.lease = Duration::from_secs(lease_seconds);
+        }
+        Ok(ConfigFile { accounts, interval })
     }
 
     /// The account called `name`; without a name, the only account.
@@ -503,12 +537,12 @@ impl Config {
             (None, None) => SecretSource::Env(DEFAULT_PASSWORD_ENV.to_string()),
         };
 
-        if raw.database.as_os_str().is_empty() {
-            return Err(Error::Config(
-                "`database` is empty: name the SQLite file that keeps state and records".into(),
-            ));
-        }
-        let database = base_dir.join(raw.database);
+        let database = Database::parse(
+            &raw.database,
+            base_dir,
+            raw.database_password_env,
+            raw.database_password_file,
+        )?;
 
         let batch_size = in_range("batch_size", raw.batch_size, 100, 1, 10_000)? as u32;
         let reconcile_interval_minutes = in_range(
@@ -546,10 +580,17 @@ impl Config {
             reconcile_interval_minutes,
             feed_retention_days,
             grants,
+            lease: Duration::from_secs(60),
             filters,
             limits,
             warnings,
         })
+    }
+
+    /// What names the account in a shared database and in the host's own
+    /// tables: one login at one install.
+    pub fn account_key(&self) -> String {
+        format!("{}@{}", self.username, self.base_url)
     }
 
     /// Replaces where the secret comes from with a secret handed over in-process.
@@ -825,28 +866,31 @@ fn validate_limits(raw: RawLimits) -> Result<Limits> {
             1000,
             10_000_000,
         )? as u32,
-        max_run: run_minutes(raw.max_run_minutes, d.max_run)?,
+        max_run: minutes(
+            "limits.max_run_minutes",
+            raw.max_run_minutes,
+            d.max_run,
+            7.0 * 24.0 * 60.0,
+        )?,
     })
 }
 
-/// `limits.max_run_minutes`: whole or fractional minutes, from a second to a
-/// week.
-fn run_minutes(value: Option<toml::Value>, default: Duration) -> Result<Duration> {
-    const KEY: &str = "limits.max_run_minutes";
+/// Whole or fractional minutes, from a second to `max` minutes.
+fn minutes(key: &str, value: Option<toml::Value>, default: Duration, max: f64) -> Result<Duration> {
     let minutes = match value {
         None => return Ok(default),
         Some(toml::Value::Integer(i)) => i as f64,
         Some(toml::Value::Float(f)) => f,
         Some(other) => {
             return Err(Error::Config(format!(
-                "`{KEY}` must be a number of minutes (it is {other})"
+                "`{key}` must be a number of minutes (it is {other})"
             )));
         }
     };
-    let (min, max) = (1.0 / 60.0, 7.0 * 24.0 * 60.0);
+    let min = 1.0 / 60.0;
     if !(min..=max).contains(&minutes) {
         return Err(Error::Config(format!(
-            "`{KEY}` must be between {min:.3} (one second) and {max} (it is {minutes})"
+            "`{key}` must be between {min:.3} (one second) and {max} (it is {minutes})"
         )));
     }
     Ok(Duration::from_secs_f64(minutes * 60.0))
@@ -890,7 +934,7 @@ database = "state.sqlite"
             c.secret_source,
             SecretSource::Env("NEXTCLOUD_APP_PASSWORD".into())
         );
-        assert_eq!(c.database, PathBuf::from("/etc/nc/state.sqlite"));
+        assert_eq!(c.database, Database::Sqlite("/etc/nc/state.sqlite".into()));
         assert_eq!(c.batch_size, 100);
         assert_eq!(c.reconcile_interval_minutes, 1440);
         assert_eq!(c.filters, Filters::default());
@@ -902,7 +946,7 @@ database = "state.sqlite"
         assert_eq!(c.name, "alice");
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
         let file = ConfigFile::from_toml_str(MINIMAL, Path::new("/etc/nc")).unwrap();
-        assert_eq!(file.interval_minutes, 60);
+        assert_eq!(file.interval, Duration::from_secs(3600));
         assert_eq!(file.accounts.len(), 1);
     }
 
@@ -929,12 +973,15 @@ requests_per_second = 5
     #[test]
     fn several_accounts_each_with_their_own_settings() {
         let file = ConfigFile::from_toml_str(TWO, Path::new("/etc/nc")).unwrap();
-        assert_eq!(file.interval_minutes, 15);
+        assert_eq!(file.interval, Duration::from_secs(15 * 60));
         let [alice, bob] = &file.accounts[..] else {
             panic!("{:?}", file.accounts)
         };
         assert_eq!(alice.name, "alice");
-        assert_eq!(alice.database, PathBuf::from("/etc/nc/alice.sqlite"));
+        assert_eq!(
+            alice.database,
+            Database::Sqlite("/etc/nc/alice.sqlite".into())
+        );
         assert_eq!(alice.secret_source, SecretSource::Env("ALICE_PW".into()));
         assert_eq!(alice.limits, Limits::default());
         assert_eq!(alice.batch_size, 100);
@@ -1035,7 +1082,7 @@ max_run_minutes = 0.5
         .unwrap();
         assert_eq!(c.base_url, "https://cloud.example.com/nextcloud");
         assert_eq!(c.secret_source, SecretSource::File("/etc/nc/pw.txt".into()));
-        assert_eq!(c.database, PathBuf::from("/var/lib/nc.sqlite"));
+        assert_eq!(c.database, Database::Sqlite("/var/lib/nc.sqlite".into()));
         assert_eq!(c.batch_size, 500);
         assert_eq!(c.filters.include_extensions, vec!["pdf", "tar.gz"]);
         assert_eq!(c.filters.exclude_extensions, vec!["tmp"]);
@@ -1268,7 +1315,7 @@ max_run_minutes = 0.5
             ),
             (
                 "interval_minutes = 0",
-                "`interval_minutes` must be between 1 and 525600",
+                "`interval_minutes` must be between 0.017 (one second) and 525600",
             ),
         ];
         for (line, want) in cases {
@@ -1318,7 +1365,10 @@ max_run_minutes = 0.5
         let path = dir.path().join("nc.toml");
         std::fs::write(&path, MINIMAL).unwrap();
         let c = Config::load(&path).unwrap();
-        assert_eq!(c.database, dir.path().join("state.sqlite"));
+        assert_eq!(
+            c.database,
+            Database::Sqlite(dir.path().join("state.sqlite"))
+        );
 
         std::fs::write(&path, "base_url = 1").unwrap();
         let msg = Config::load(&path).unwrap_err().to_string();

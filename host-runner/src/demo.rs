@@ -116,7 +116,7 @@ pub fn run_demo(options: &DemoOptions) -> Result<DemoOutcome> {
         base_url,
         username: sim_options.login,
         config_path,
-        database: config.database.clone(),
+        database: dir.join(DB_NAME),
         kept: tmp.is_none(),
         first,
         second,

@@ -102,7 +102,7 @@ pub struct DownloadReport {
 
 /// Finds the record in the database.
 pub fn find_record(config: &Config, select: &Select) -> Result<Record> {
-    let store = Store::open_existing(&config.database)?;
+    let store = Store::connect_existing(config)?;
     match select {
         Select::Id(id) => store
             .lookup(std::slice::from_ref(id))?

@@ -20,14 +20,16 @@ pub enum Error {
     /// something the connector cannot read, or the record was not there.
     #[error("{0}")]
     Server(String),
-    /// The SQLite file could not be opened, read or written.
+    /// The database (SQLite file or PostgreSQL) could not be opened, read or
+    /// written.
     #[error("storage: {0}")]
     Storage(String),
     /// The connector trapped: a panic, a memory or time limit, or a sandbox
     /// violation.
     #[error("connector failed: {0}")]
     Guest(String),
-    /// Another sync of the same account (the same database) is running.
+    /// Another sync of the same account is running, or another worker took
+    /// over this one's lease.
     #[error("{0}")]
     Busy(String),
 }
@@ -46,13 +48,13 @@ pub mod exit_code {
     pub const UNAUTHORIZED: i32 = 3;
     /// HTTP, server or protocol failure.
     pub const SERVER: i32 = 4;
-    /// SQLite storage failure.
+    /// Database failure (SQLite or PostgreSQL).
     pub const STORAGE: i32 = 5;
     /// The connector trapped or broke a sandbox limit.
     pub const GUEST: i32 = 6;
     /// The connector component is missing, incompatible or does not load.
     pub const COMPONENT: i32 = 7;
-    /// Another sync of the same account holds its lock.
+    /// Another sync of the same account holds its lock or lease.
     pub const BUSY: i32 = 8;
 }
 

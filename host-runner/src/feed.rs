@@ -1,46 +1,25 @@
 //! The change feed: every change the sink commits, in commit order, for an
 //! indexer to consume.
 //!
-//! Each commit that changes the sink appends to `changes` in the same
-//! transaction ([`append`], called by [`crate::store::Store::commit`]), so a
-//! change is in the feed exactly when it is in the records. `seq` is
-//! `INTEGER PRIMARY KEY AUTOINCREMENT`: commits are serialised by SQLite's
-//! write lock and a rolled-back commit rolls its numbers back too, so the
-//! numbers are gapless and strictly increasing in commit order, and never
-//! reused after a trim.
+//! Each commit that changes the sink appends to the account's feed in the
+//! same transaction (see [`crate::store`]), so a change is in the feed
+//! exactly when it is in the records. Sequence numbers are per account,
+//! gapless and strictly increasing in commit order, and never reused after a
+//! trim: each backend says how it keeps that promise
+//! ([`crate::store::sqlite`], [`crate::store::postgres`]).
 //!
 //! A named consumer's position moves only when it acknowledges
 //! ([`Feed::ack`]): one that crashes before acknowledging reads the same
 //! changes again (at least once, in order, nothing missing). Retention
 //! ([`Feed::trim`]) removes only changes every registered consumer has
 //! acknowledged.
-//!
-//! ```sql
-//! changes(seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, external_id TEXT NOT NULL,
-//!         data TEXT NOT NULL, committed_at INTEGER NOT NULL)
-//! consumers(name TEXT PRIMARY KEY, position INTEGER NOT NULL, updated_at INTEGER NOT NULL)
-//! ```
 
 use crate::error::{Error, Result};
-use crate::model::{Permission, Record, RecordGroup, User};
+use crate::model::{Permission, Record};
+use crate::stop::StopFlag;
+use crate::store::Backend;
 use crate::timefmt::rfc3339_utc;
-use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
-
-pub const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS changes (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    kind TEXT NOT NULL,
-    external_id TEXT NOT NULL,
-    data TEXT NOT NULL,
-    committed_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS consumers (
-    name TEXT PRIMARY KEY NOT NULL,
-    position INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL
-);
-";
 
 /// What happened, as the feed names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -112,37 +91,6 @@ impl<'a> Committed<'a> {
     }
 }
 
-fn encode<T: Serialize>(value: &T) -> rusqlite::Result<String> {
-    serde_json::to_string(value).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
-}
-
-/// Appends one change inside the commit's transaction.
-pub fn append(
-    tx: &rusqlite::Transaction<'_>,
-    kind: Kind,
-    external_id: &str,
-    data: &str,
-    now: i64,
-) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO changes (kind, external_id, data, committed_at) VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(params![kind.as_str(), external_id, data, now])?;
-    Ok(())
-}
-
-pub fn record_data(r: &Record, version: i64) -> rusqlite::Result<String> {
-    encode(&Committed::of(r, version))
-}
-
-pub fn user_data(u: &User) -> rusqlite::Result<String> {
-    encode(u)
-}
-
-pub fn group_data(g: &RecordGroup) -> rusqlite::Result<String> {
-    encode(g)
-}
-
 /// One change, as `host-runner changes --json` prints it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Change {
@@ -155,73 +103,52 @@ pub struct Change {
     pub data: serde_json::Value,
 }
 
-/// Reading the feed of one database, and its consumers.
-pub struct Feed<'c> {
-    conn: &'c Connection,
+impl Change {
+    /// A change as a backend stored it: `data` is JSON text, `committed_at`
+    /// unix seconds.
+    pub fn decode(
+        seq: i64,
+        kind: String,
+        external_id: String,
+        data: &str,
+        committed_at: i64,
+    ) -> Result<Change> {
+        Ok(Change {
+            seq,
+            kind,
+            external_id,
+            committed_at: rfc3339_utc(committed_at),
+            data: serde_json::from_str(data)
+                .map_err(|e| Error::Storage(format!("change {seq} is not readable JSON: {e}")))?,
+        })
+    }
 }
 
-impl<'c> Feed<'c> {
-    pub fn new(conn: &'c Connection) -> Feed<'c> {
-        Feed { conn }
+/// Reading one account's feed, and its consumers.
+pub struct Feed<'b> {
+    backend: &'b dyn Backend,
+}
+
+impl<'b> Feed<'b> {
+    pub fn new(backend: &'b dyn Backend) -> Feed<'b> {
+        Feed { backend }
     }
 
     /// Changes with `seq > since`, oldest first, at most `limit`.
     pub fn read(&self, since: i64, limit: u32) -> Result<Vec<Change>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT seq, kind, external_id, data, committed_at FROM changes
-             WHERE seq > ?1 ORDER BY seq ASC LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(params![since, i64::from(limit)], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, i64>(4)?,
-            ))
-        })?;
-        rows.map(|row| {
-            let (seq, kind, external_id, data, at) = row?;
-            Ok(Change {
-                seq,
-                kind,
-                external_id,
-                committed_at: rfc3339_utc(at),
-                data: serde_json::from_str(&data).map_err(|e| {
-                    Error::Storage(format!("change {seq} is not readable JSON: {e}"))
-                })?,
-            })
-        })
-        .collect()
+        self.backend.feed_read(since, limit)
     }
 
     /// The newest sequence number ever committed (0 for none).
     pub fn head(&self) -> Result<i64> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT seq FROM sqlite_sequence WHERE name = 'changes'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()?
-            .unwrap_or(0))
+        self.backend.feed_head()
     }
 
     /// Where `consumer` stands: the last sequence number it acknowledged;
     /// registered at 0 (the start of the feed) on first use.
     pub fn position(&self, consumer: &str, now: i64) -> Result<i64> {
         check_consumer_name(consumer)?;
-        self.conn.execute(
-            "INSERT INTO consumers (name, position, updated_at) VALUES (?1, 0, ?2)
-             ON CONFLICT(name) DO NOTHING",
-            params![consumer, now],
-        )?;
-        Ok(self.conn.query_row(
-            "SELECT position FROM consumers WHERE name = ?1",
-            [consumer],
-            |r| r.get(0),
-        )?)
+        self.backend.consumer_position(consumer, now)
     }
 
     /// Moves `consumer` to `seq`: it has everything up to and including it.
@@ -237,25 +164,19 @@ impl<'c> Feed<'c> {
         if seq <= position {
             return Ok(position);
         }
-        self.conn.execute(
-            "UPDATE consumers SET position = ?2, updated_at = ?3 WHERE name = ?1",
-            params![consumer, seq, now],
-        )?;
+        self.backend.consumer_move(consumer, seq, now)?;
         Ok(seq)
     }
 
     /// Removes the changes committed before `before` (unix seconds) that
     /// every registered consumer has acknowledged; how many went.
     pub fn trim(&self, before: i64) -> Result<u64> {
-        let slowest: Option<i64> =
-            self.conn
-                .query_row("SELECT MIN(position) FROM consumers", [], |r| r.get(0))?;
-        let upto = slowest.unwrap_or(i64::MAX);
-        let n = self.conn.execute(
-            "DELETE FROM changes WHERE seq <= ?1 AND committed_at < ?2",
-            params![upto, before],
-        )?;
-        Ok(n as u64)
+        self.backend.feed_trim(before)
+    }
+
+    /// Waits for another process's commit (`true`) or for `stop` (`false`).
+    pub fn wait(&self, stop: &StopFlag) -> Result<bool> {
+        self.backend.wait_for_commit(stop)
     }
 }
 

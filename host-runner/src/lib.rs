@@ -2,8 +2,9 @@
 //!
 //! The connector (a WebAssembly component, world `nextcloud:connector/connector@0.1.0`)
 //! owns the sync logic; this crate owns every secret and side effect: HTTP
-//! with the credential attached ([`http`]), one SQLite file for state and
-//! records ([`store`]), the sandbox's limits ([`runtime`]) and the CLI ([`cli`]).
+//! with the credential attached ([`http`]), state and records ([`store`]: a
+//! SQLite file, or a PostgreSQL database that workers share), the sandbox's
+//! limits ([`runtime`]) and the CLI ([`cli`]).
 //!
 //! Tests call [`run_sync`], [`test_connection`] and [`list_records`]
 //! in-process with a [`Config`] (see [`Config::from_toml_str`] and
@@ -15,6 +16,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod content;
+pub mod database;
 pub mod demo;
 pub mod download;
 pub mod error;
@@ -22,6 +24,7 @@ pub mod feed;
 pub mod http;
 pub mod identity;
 pub mod inspect;
+pub mod lease;
 pub mod lock;
 pub mod model;
 pub mod origin;
@@ -32,6 +35,7 @@ pub mod retry;
 pub mod runtime;
 pub mod schedule;
 pub mod secret;
+pub mod status;
 pub mod stop;
 pub mod store;
 pub mod timefmt;

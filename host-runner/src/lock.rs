@@ -6,7 +6,9 @@
 //! (removing it would let two processes lock two different files); it holds
 //! the process id of the last holder, for the message a second sync shows.
 
+use crate::config::{Config, Database};
 use crate::error::{Error, Result};
+use crate::lease::{Lease, Take, holder_name};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -86,6 +88,62 @@ impl AccountLock {
 impl Drop for AccountLock {
     fn drop(&mut self) {
         let _ = self.file.unlock();
+    }
+}
+
+/// What keeps a second sync of an account out while one runs: the lock file
+/// beside its SQLite database, or its lease in PostgreSQL ([`crate::lease`]).
+#[derive(Debug)]
+pub enum AccountGuard {
+    File(AccountLock),
+    Lease(Lease),
+}
+
+impl AccountGuard {
+    /// Takes the account now, or fails with [`Error::Busy`] when another
+    /// sync or worker holds it.
+    pub fn acquire(config: &Config) -> Result<AccountGuard> {
+        match &config.database {
+            Database::Sqlite(path) => AccountLock::acquire(path).map(AccountGuard::File),
+            Database::Postgres(target) => {
+                let key = config.account_key();
+                let (mut conn, _) = crate::store::postgres::connect(target, &key, &config.name)?;
+                Lease::take(
+                    &mut conn,
+                    target,
+                    &[key],
+                    &holder_name(),
+                    config.lease,
+                    Take::Now,
+                )?
+                    .map(AccountGuard::Lease)
+                    .ok_or_else(|| {
+                        Error::Busy(format!(
+                            "another worker holds the lease of account `{}` in {}; wait until it finishes (`host-runner status` shows who), or until its lease expires if it died",
+                            config.name, target.url
+                        ))
+                    })
+            }
+        }
+    }
+
+    /// The token commits must carry (a lease's), if any.
+    pub fn token(&self) -> Option<i64> {
+        match self {
+            AccountGuard::File(_) => None,
+            AccountGuard::Lease(lease) => Some(lease.token()),
+        }
+    }
+
+    /// Lets the account go; with a lease, it is next due after `next_due_in`.
+    pub fn release(self, next_due_in: Option<std::time::Duration>) -> Result<()> {
+        match self {
+            AccountGuard::File(lock) => {
+                drop(lock);
+                Ok(())
+            }
+            AccountGuard::Lease(lease) => lease.release(next_due_in),
+        }
     }
 }
 

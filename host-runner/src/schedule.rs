@@ -14,15 +14,18 @@
 //! work, is not synced again until the process restarts: retrying a rejected
 //! password every interval would walk into Nextcloud's brute-force lockout.
 
-use crate::commands::{RunOptions, SyncReport, run_sync_with_stop};
-use crate::config::{Config, ConfigFile};
+use crate::commands::{RunOptions, SyncReport, run_sync_with_stop, sync_holding};
+use crate::config::{Config, ConfigFile, Database};
+use crate::database::PostgresTarget;
 use crate::error::{Error, Result};
+use crate::lease::{Lease, Take, holder_name};
 use crate::progress::TerminalProgress;
 use crate::stop::StopFlag;
+use crate::store::postgres::{self, Conn};
 use crate::timefmt::{now_unix, rfc3339_utc};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// How to run the schedule.
 #[derive(Clone, Default)]
@@ -62,59 +65,176 @@ fn retires(error: &Error) -> bool {
     )
 }
 
+/// What the schedule does after one account's sync.
+enum Next {
+    Go,
+    /// A stop came during the sync: the schedule ends.
+    Stop,
+}
+
+/// Which accounts are not tried again, and why the last one was retired.
+struct Tally {
+    retired: Vec<bool>,
+    last_error: Option<(i32, String)>,
+}
+
+impl Tally {
+    /// Whatever came of one sync, as an event; whether to go on.
+    fn settle<'a>(
+        &mut self,
+        stop: &StopFlag,
+        on_event: &mut impl FnMut(Event<'a>),
+        i: usize,
+        account: &'a Config,
+        result: Result<SyncReport>,
+    ) -> Next {
+        match result {
+            Ok(report) => {
+                on_event(Event::Synced { account, report });
+                Next::Go
+            }
+            Err(error) if stop.is_requested() && !matches!(error, Error::Unauthorized(_)) => {
+                on_event(Event::Stopped {
+                    account: Some(account),
+                    detail: Some(error.to_string()),
+                });
+                Next::Stop
+            }
+            Err(error) => {
+                let retire = retires(&error);
+                self.retired[i] = retire;
+                let code = error.exit_code();
+                let message = error.to_string();
+                on_event(Event::Failed {
+                    account,
+                    error,
+                    retired: retire,
+                });
+                if retire {
+                    self.last_error = Some((code, message));
+                }
+                Next::Go
+            }
+        }
+    }
+}
+
+/// The accounts of one PostgreSQL database, taken in turn by lease.
+struct Shared<'a> {
+    target: &'a PostgresTarget,
+    accounts: Vec<(usize, &'a Config)>,
+    /// The connection that takes leases; opened again after a failure.
+    conn: Option<Conn>,
+}
+
 /// Syncs every account of `file` each interval, calling `on_event` as it
-/// goes. Returns `Ok` when stopped (or after `options.rounds`), and the last
-/// error once no account is left to sync.
+/// goes. Returns `Ok` when stopped (or after `options.rounds` passes), and
+/// the last error once no account is left to sync.
+///
+/// An account in a SQLite file is synced by this process, a round every
+/// interval. The accounts in a PostgreSQL database are shared with every
+/// other `run` of the same accounts: each pass takes the lease of whichever
+/// account is due and free ([`crate::lease`]), syncs it, and gives it back
+/// due an interval later; a pass comes every half lease (or interval, if
+/// shorter), so a dead worker's accounts are taken over soon after its
+/// leases expire.
 pub fn run_schedule<'a>(
     file: &'a ConfigFile,
     options: &ScheduleOptions,
     mut on_event: impl FnMut(Event<'a>),
 ) -> Result<()> {
     let stop = &options.stop;
-    let interval = Duration::from_secs(file.interval_minutes.saturating_mul(60));
-    let mut retired = vec![false; file.accounts.len()];
-    let mut last_error = None;
+    let interval = file.interval;
+    let mut tally = Tally {
+        retired: vec![false; file.accounts.len()],
+        last_error: None,
+    };
     let mut round = 0u64;
+    let mut shared: Vec<Shared<'a>> = Vec::new();
+    let mut local = Vec::new();
+    for (i, account) in file.accounts.iter().enumerate() {
+        match &account.database {
+            Database::Sqlite(_) => local.push((i, account)),
+            Database::Postgres(target) => match shared.iter_mut().find(|g| g.target == target) {
+                Some(g) => g.accounts.push((i, account)),
+                None => shared.push(Shared {
+                    target,
+                    accounts: vec![(i, account)],
+                    conn: None,
+                }),
+            },
+        }
+    }
+    let poll = file
+        .accounts
+        .iter()
+        .map(|a| a.lease / 2)
+        .min()
+        .unwrap_or(interval)
+        .min(interval);
+    let holder = holder_name();
+    let mut local_due = Instant::now();
     loop {
-        let round_started = Instant::now();
-        for (i, account) in file.accounts.iter().enumerate() {
-            if retired[i] {
-                continue;
-            }
-            if stop.is_requested() {
-                on_event(Event::Stopped {
-                    account: None,
-                    detail: None,
-                });
-                return Ok(());
-            }
-            match run_sync_with_stop(account, &options.run, stop) {
-                Ok(report) => on_event(Event::Synced { account, report }),
-                Err(error) if stop.is_requested() && !matches!(error, Error::Unauthorized(_)) => {
-                    on_event(Event::Stopped {
-                        account: Some(account),
-                        detail: Some(error.to_string()),
-                    });
+        let pass_started = Instant::now();
+        if pass_started >= local_due && !local.is_empty() {
+            for &(i, account) in &local {
+                if tally.retired[i] {
+                    continue;
+                }
+                if stop.is_requested() {
+                    break;
+                }
+                let result = run_sync_with_stop(account, &options.run, stop);
+                if let Next::Stop = tally.settle(stop, &mut on_event, i, account, result) {
                     return Ok(());
                 }
-                Err(error) => {
-                    let retire = retires(&error);
-                    retired[i] = retire;
-                    let code = error.exit_code();
-                    let message = error.to_string();
-                    on_event(Event::Failed {
-                        account,
-                        error,
-                        retired: retire,
-                    });
-                    if retire {
-                        last_error = Some((code, message));
+            }
+            // Each round starts an interval after the previous one started.
+            local_due = pass_started + interval;
+        }
+        for group in &mut shared {
+            while !stop.is_requested() {
+                let keys: Vec<String> = group
+                    .accounts
+                    .iter()
+                    .filter(|(i, _)| !tally.retired[*i])
+                    .map(|(_, a)| a.account_key())
+                    .collect();
+                if keys.is_empty() {
+                    break;
+                }
+                let lease = match take_due(group, &keys, &holder) {
+                    Ok(Some(lease)) => lease,
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!("cannot take an account to sync: {e}");
+                        group.conn = None;
+                        break;
                     }
+                };
+                let &(i, account) = group
+                    .accounts
+                    .iter()
+                    .find(|(_, a)| a.account_key() == lease.key())
+                    .expect("the lease is for one of the keys asked for");
+                let result = run_sync_leased(account, options, &lease);
+                if let Err(e) = lease.release(Some(interval)) {
+                    tracing::warn!("{}: giving the lease back: {e}", account.name);
+                }
+                if let Next::Stop = tally.settle(stop, &mut on_event, i, account, result) {
+                    return Ok(());
                 }
             }
         }
-        if retired.iter().all(|r| *r) {
-            let (code, message) = last_error.unwrap_or((0, String::new()));
+        if stop.is_requested() {
+            on_event(Event::Stopped {
+                account: None,
+                detail: None,
+            });
+            return Ok(());
+        }
+        if tally.retired.iter().all(|r| *r) {
+            let (code, message) = tally.last_error.unwrap_or((0, String::new()));
             return Err(error_with_code(
                 code,
                 format!("no account is left to sync; the last failure: {message}"),
@@ -124,14 +244,27 @@ pub fn run_schedule<'a>(
         if options.rounds.is_some_and(|r| round >= r) {
             return Ok(());
         }
-        // Each round starts an interval after the previous one started.
-        let next = round_started + interval;
-        tracing::info!(
-            "next sync at {}",
-            rfc3339_utc(
-                now_unix() + next.saturating_duration_since(Instant::now()).as_secs() as i64
-            )
-        );
+        let mut next = local_due;
+        if !shared.is_empty() {
+            next = if local.is_empty() {
+                pass_started + poll
+            } else {
+                next.min(pass_started + poll)
+            };
+        }
+        if local.is_empty() {
+            tracing::debug!(
+                "next look for due accounts in {:?}",
+                next.saturating_duration_since(Instant::now())
+            );
+        } else {
+            tracing::info!(
+                "next sync at {}",
+                rfc3339_utc(
+                    now_unix() + next.saturating_duration_since(Instant::now()).as_secs() as i64
+                )
+            );
+        }
         if stop.sleep(next.saturating_duration_since(Instant::now())) {
             on_event(Event::Stopped {
                 account: None,
@@ -140,6 +273,30 @@ pub fn run_schedule<'a>(
             return Ok(());
         }
     }
+}
+
+/// The lease of a due account of `group`, if one is free.
+fn take_due(group: &mut Shared<'_>, keys: &[String], holder: &str) -> Result<Option<Lease>> {
+    if group.conn.is_none() {
+        let mut conn = postgres::connect_only(group.target)?;
+        let what = postgres::describe(group.target);
+        for (_, account) in &group.accounts {
+            postgres::ensure_account(&mut conn, &what, &account.account_key(), &account.name)?;
+        }
+        group.conn = Some(conn);
+    }
+    let conn = group.conn.as_mut().expect("connected above");
+    let lease = group.accounts[0].1.lease;
+    Lease::take(conn, group.target, keys, holder, lease, Take::Due)
+}
+
+/// One sync under `lease`: its commits are fenced by the lease's token.
+fn run_sync_leased(
+    account: &Config,
+    options: &ScheduleOptions,
+    lease: &Lease,
+) -> Result<SyncReport> {
+    sync_holding(account, &options.run, &options.stop, Some(lease.token()))
 }
 
 /// An error of the kind that exits with `code`.
@@ -229,10 +386,10 @@ pub fn run_command(config: &Path, component: Option<PathBuf>, json: bool) -> Res
         rounds: None,
     };
     tracing::info!(
-        "syncing {} account{} every {} minutes; stop with Ctrl-C or SIGTERM",
+        "syncing {} account{} every {:.1} minutes; stop with Ctrl-C or SIGTERM",
         file.accounts.len(),
         if file.accounts.len() == 1 { "" } else { "s" },
-        file.interval_minutes
+        file.interval.as_secs_f64() / 60.0
     );
     run_schedule(&file, &options, |event| {
         let at = now_unix();

@@ -44,20 +44,56 @@ pub enum SecretSource {
     Provided(Secret),
 }
 
-const HOW_TO_GET_ONE: &str =
-    "create an app password in Nextcloud under Settings > Security > Devices & sessions";
+/// Which secret a [`SecretSource`] reads, for its messages.
+#[derive(Debug)]
+pub struct SecretKind {
+    pub what: &'static str,
+    pub env_key: &'static str,
+    pub file_key: &'static str,
+    /// What to do when it is missing or empty.
+    pub hint: &'static str,
+}
+
+pub const APP_PASSWORD: SecretKind = SecretKind {
+    what: "app password",
+    env_key: "app_password_env",
+    file_key: "app_password_file",
+    hint: "create an app password in Nextcloud under Settings > Security > Devices & sessions",
+};
+
+pub const DATABASE_PASSWORD: SecretKind = SecretKind {
+    what: "database password",
+    env_key: "database_password_env",
+    file_key: "database_password_file",
+    hint: "it is the password of the PostgreSQL role named in `database`",
+};
 
 impl SecretSource {
-    /// Reads the secret, looking environment variables up with `env`.
+    /// Reads the app password, looking environment variables up with `env`.
     pub fn resolve_with(&self, env: &dyn Fn(&str) -> Option<OsString>) -> Result<Secret> {
+        self.resolve_kind_with(&APP_PASSWORD, env)
+    }
+
+    /// Reads the secret `kind`, looking environment variables up with `env`.
+    pub fn resolve_kind_with(
+        &self,
+        kind: &SecretKind,
+        env: &dyn Fn(&str) -> Option<OsString>,
+    ) -> Result<Secret> {
+        let SecretKind {
+            what,
+            env_key,
+            file_key,
+            hint,
+        } = kind;
         let (text, from) = match self {
             SecretSource::Provided(secret) => {
-                return check(secret.expose(), "the caller").map(|()| secret.clone());
+                return check(kind, secret.expose(), "the caller").map(|()| secret.clone());
             }
             SecretSource::Env(name) => {
                 let value = env(name).ok_or_else(|| {
                     Error::Config(format!(
-                        "the app password is missing: set the environment variable {name} (named by `app_password_env`), or set `app_password_file` to a file holding it; {HOW_TO_GET_ONE}"
+                        "the {what} is missing: set the environment variable {name} (named by `{env_key}`), or set `{file_key}` to a file holding it; {hint}"
                     ))
                 })?;
                 let value = value.into_string().map_err(|_| {
@@ -70,56 +106,59 @@ impl SecretSource {
             SecretSource::File(path) => {
                 let value = std::fs::read_to_string(path).map_err(|e| {
                     Error::Config(format!(
-                        "cannot read the app password file `{}` (`app_password_file`): {e}",
+                        "cannot read the {what} file `{}` (`{file_key}`): {e}",
                         path.display()
                     ))
                 })?;
-                warn_if_readable_by_others(path);
+                warn_if_readable_by_others(kind, path);
                 (
                     value.trim_end().to_string(),
                     format!("the file `{}`", path.display()),
                 )
             }
         };
-        check(&text, &from)?;
+        check(kind, &text, &from)?;
         Ok(Secret(text))
     }
 
-    /// Reads the secret from the process environment or the file.
+    /// Reads the app password from the process environment or the file.
     pub fn resolve(&self) -> Result<Secret> {
         self.resolve_with(&|name| std::env::var_os(name))
     }
+
+    /// Reads the secret `kind` from the process environment or the file.
+    pub fn resolve_kind(&self, kind: &SecretKind) -> Result<Secret> {
+        self.resolve_kind_with(kind, &|name| std::env::var_os(name))
+    }
 }
 
-fn check(text: &str, from: &str) -> Result<()> {
+fn check(kind: &SecretKind, text: &str, from: &str) -> Result<()> {
+    let SecretKind { what, hint, .. } = kind;
     if text.is_empty() {
         return Err(Error::Config(format!(
-            "the app password from {from} is empty; {HOW_TO_GET_ONE}"
+            "the {what} from {from} is empty; {hint}"
         )));
     }
     if text.chars().any(char::is_control) {
         return Err(Error::Config(format!(
-            "the app password from {from} contains a line break or another control character"
+            "the {what} from {from} contains a line break or another control character"
         )));
     }
     Ok(())
 }
 
-#[cfg(unix)]
-fn warn_if_readable_by_others(path: &std::path::Path) {
+fn warn_if_readable_by_others(kind: &SecretKind, path: &std::path::Path) {
     use std::os::unix::fs::PermissionsExt;
     if let Ok(meta) = std::fs::metadata(path)
         && meta.permissions().mode() & 0o077 != 0
     {
         tracing::warn!(
-            "the app password file `{}` can be read by other users; restrict it with `chmod 600`",
+            "the {} file `{}` can be read by other users; restrict it with `chmod 600`",
+            kind.what,
             path.display()
         );
     }
 }
-
-#[cfg(not(unix))]
-fn warn_if_readable_by_others(_path: &std::path::Path) {}
 
 #[cfg(test)]
 mod tests {

@@ -37,9 +37,14 @@ fn days_in_month(year: i64, month: u32) -> u32 {
 
 /// Unix seconds now, from the system clock (0 before 1970).
 pub fn now_unix() -> i64 {
+    now_unix_ms() / 1000
+}
+
+/// Unix milliseconds: the times of syncs and leases, where a second is coarse.
+pub fn now_unix_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
+        .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
 

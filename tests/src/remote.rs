@@ -160,7 +160,10 @@ impl RemoteAccount {
     }
 
     pub fn database(&self) -> PathBuf {
-        self.config().database
+        match self.config().database {
+            host_runner::config::Database::Sqlite(path) => path,
+            other => panic!("a SQLite database was expected, not {other}"),
+        }
     }
 
     pub fn records(&self) -> Vec<SinkRecord> {

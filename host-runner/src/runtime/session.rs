@@ -355,6 +355,11 @@ impl Session {
         self.store.data().store.feed().trim(before)
     }
 
+    /// The account's store, for the host's own notes.
+    pub fn store(&self) -> &Store {
+        &self.store.data().store
+    }
+
     /// How the connector used the sink and storage so far.
     pub fn sink_stats(&self) -> SinkStats {
         self.store.data().sink
@@ -365,7 +370,7 @@ impl Session {
         self.store.data().clock.host_calls
     }
 
-    /// Gives the SQLite store back (for inspection after a run).
+    /// Gives the store back (for inspection after a run).
     pub fn into_store(self) -> Store {
         self.store.into_data().store
     }

@@ -1,89 +1,29 @@
-//! One SQLite file holds the connector's state and the records sink.
+//! The connector's state, the records sink and the change feed, behind one
+//! seam ([`Backend`]) with two implementations: one SQLite file per account
+//! (the embedded default, [`sqlite`]) or a PostgreSQL database that many
+//! accounts and workers share ([`postgres`]).
 //!
 //! Writes from the connector (`storage.set/put/remove`, `records.on-*`) are
 //! staged in memory, in the order they were made, and applied by
-//! [`Store::commit`] in one transaction: a batch of records becomes durable
-//! together with the sync points that cover it, or not at all. Reads
-//! (`get`, `lookup`, `list_under`) see committed state only.
-//!
-//! Schema (`PRAGMA user_version = 1`):
-//!
-//! ```sql
-//! sync_points(key TEXT PRIMARY KEY, value TEXT NOT NULL)
-//! known_records(external_id TEXT PRIMARY KEY, parent_external_id TEXT, path TEXT NOT NULL, data TEXT NOT NULL)  -- data: the record as JSON
-//!   INDEX known_records_path(path), INDEX known_records_parent(parent_external_id, path)
-//! records(external_id TEXT PRIMARY KEY, parent_external_id TEXT, path TEXT NOT NULL, name TEXT NOT NULL,
-//!         is_folder INTEGER NOT NULL, etag TEXT NOT NULL, size INTEGER NOT NULL, mime_type TEXT NOT NULL,
-//!         modified INTEGER NOT NULL, created INTEGER, permission_letters TEXT NOT NULL, permission TEXT,
-//!         permissions_json TEXT NOT NULL, owner_id TEXT, checksums_json TEXT NOT NULL,
-//!         version INTEGER NOT NULL, updated_at INTEGER NOT NULL)
-//!   INDEX records_path(path)
-//! users(id TEXT PRIMARY KEY, display_name TEXT NOT NULL, email TEXT)
-//! record_groups(external_id TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL, owner TEXT NOT NULL)
-//! host_identities(account TEXT PRIMARY KEY, user_id TEXT NOT NULL)  -- the host's own; no import reaches it
-//! ```
-//!
-//! and the change feed's tables ([`crate::feed`]), written in the same
-//! transaction as the records.
+//! [`Store::commit`] in one transaction of the backend: a batch of records
+//! becomes durable together with the sync points that cover it and the
+//! feed entries that describe it, or not at all. What a commit does with
+//! each staged write ([`apply`]) is written once, over the small set of
+//! writes each backend provides ([`Tx`]). Reads (`get`, `lookup`,
+//! `list_under`) see committed state only.
 
+pub mod postgres;
+pub mod sqlite;
+
+use crate::config::{Config, Database};
 use crate::error::{Error, Result};
-use crate::feed::{self, Kind};
+use crate::feed::{self, Change, Kind};
 use crate::model::{Order, Permission, Principal, Record, RecordChange, RecordGroup, User};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use crate::stop::StopFlag;
+use serde::Serialize;
 use std::path::Path;
-use std::time::Duration;
 
-pub const SCHEMA_VERSION: i64 = 1;
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS sync_points (
-    key TEXT PRIMARY KEY NOT NULL,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS known_records (
-    external_id TEXT PRIMARY KEY NOT NULL,
-    parent_external_id TEXT,
-    path TEXT NOT NULL,
-    data TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS known_records_path ON known_records(path);
-CREATE INDEX IF NOT EXISTS known_records_parent ON known_records(parent_external_id, path);
-CREATE TABLE IF NOT EXISTS records (
-    external_id TEXT PRIMARY KEY NOT NULL,
-    parent_external_id TEXT,
-    path TEXT NOT NULL,
-    name TEXT NOT NULL,
-    is_folder INTEGER NOT NULL,
-    etag TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    mime_type TEXT NOT NULL,
-    modified INTEGER NOT NULL,
-    created INTEGER,
-    permission_letters TEXT NOT NULL,
-    permission TEXT,
-    permissions_json TEXT NOT NULL,
-    owner_id TEXT,
-    checksums_json TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS records_path ON records(path);
-CREATE TABLE IF NOT EXISTS users (
-    id TEXT PRIMARY KEY NOT NULL,
-    display_name TEXT NOT NULL,
-    email TEXT
-);
-CREATE TABLE IF NOT EXISTS record_groups (
-    external_id TEXT PRIMARY KEY NOT NULL,
-    name TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    owner TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS host_identities (
-    account TEXT PRIMARY KEY NOT NULL,
-    user_id TEXT NOT NULL
-);
-";
+pub use sqlite::SCHEMA_VERSION;
 
 /// A staged write, kept in the order the connector made it.
 #[derive(Debug, Clone, PartialEq)]
@@ -174,8 +114,60 @@ pub struct SinkRecord {
     pub updated_at: i64,
 }
 
-/// How much the file holds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+impl SinkRecord {
+    /// The record as the connector sent it.
+    fn into_record(self) -> Record {
+        Record {
+            external_id: self.external_id,
+            parent_external_id: self.parent_external_id,
+            path: self.path,
+            name: self.name,
+            is_folder: self.is_folder,
+            etag: self.etag,
+            size: self.size,
+            mime_type: self.mime_type,
+            modified: self.modified,
+            created: self.created,
+            permission_letters: self.permission_letters,
+            permissions: self.permissions,
+            owner_id: self.owner_id,
+            checksums: self.checksums,
+        }
+    }
+}
+
+/// The columns of `records`, in the order each backend's row reader takes them.
+const SINK_COLUMNS: &str = "external_id, parent_external_id, path, name, is_folder, etag, size, \
+    mime_type, modified, created, permission_letters, permission, permissions_json, owner_id, \
+    checksums_json, version, updated_at";
+
+/// A sink row whose JSON columns are still text, completed.
+fn sink_record(mut rec: SinkRecord, permissions: &str, checksums: &str) -> Result<SinkRecord> {
+    let bad = |what: &str, id: &str, e: serde_json::Error| {
+        Error::Storage(format!("record {id}: bad {what}: {e}"))
+    };
+    rec.permissions = serde_json::from_str(permissions)
+        .map_err(|e| bad("permissions_json", &rec.external_id, e))?;
+    rec.checksums =
+        serde_json::from_str(checksums).map_err(|e| bad("checksums_json", &rec.external_id, e))?;
+    Ok(rec)
+}
+
+/// What a backend writes for a record beside the record itself: computed
+/// once, here, so both backends store the same thing.
+pub struct SinkColumns<'a> {
+    pub size: i64,
+    /// The level of the first permission entry (the syncing user's).
+    pub permission: Option<&'a str>,
+    pub permissions_json: String,
+    pub checksums_json: String,
+    /// 1 when the change is new or content-updated: the version goes up.
+    pub bump: i64,
+    pub now: i64,
+}
+
+/// How much the sink holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct StoreCounts {
     pub records: u64,
     pub folders: u64,
@@ -186,8 +178,151 @@ pub struct StoreCounts {
     pub record_groups: u64,
 }
 
+/// One sync of an account as `status` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SyncRun {
+    /// `host:pid` of the process that ran it.
+    pub holder: String,
+    /// The lease it held (PostgreSQL only).
+    pub token: Option<i64>,
+    /// Unix milliseconds, like the other times here.
+    pub started_at_ms: i64,
+    /// The last heartbeat of its lease (PostgreSQL only).
+    pub heartbeat_at_ms: Option<i64>,
+    pub finished_at_ms: Option<i64>,
+    /// `ok`, or the error's kind; `None` while it runs, or when its process died.
+    pub outcome: Option<String>,
+    pub error: Option<String>,
+}
+
+/// An account's lease and place in the shared schedule (PostgreSQL), by the
+/// database's clock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LeaseState {
+    /// `host:pid` of the worker that holds it, if one does.
+    pub holder: Option<String>,
+    /// Raised by one at every take.
+    pub token: i64,
+    /// Milliseconds until the lease expires (negative: expired).
+    pub expires_in_ms: Option<i64>,
+    /// Milliseconds until the account is due again (negative: overdue).
+    pub due_in_ms: Option<i64>,
+}
+
+/// A page of known records strictly below a path, in path order.
+pub struct Page<'a> {
+    pub path: &'a str,
+    pub order: Order,
+    /// Strictly after this path in `order`.
+    pub after: Option<&'a str>,
+    pub limit: u32,
+}
+
+impl Page<'_> {
+    /// The open range of paths the page is taken from.
+    fn range(&self) -> (String, String) {
+        let base = self.path.trim_end_matches('/');
+        // Everything strictly below `base` starts with `base/`; `0` is the
+        // byte after `/`, so `(base/, base0)` is exactly that subtree (both
+        // backends compare paths bytewise).
+        let mut low = format!("{base}/");
+        let mut high = format!("{base}0");
+        // `after` narrows the range itself: as a separate `OR` condition the
+        // index range stayed whole and every page skipped all the rows of
+        // the pages before it, quadratic in the subtree.
+        match self.order {
+            Order::ParentsFirst => {
+                if let Some(after) = self.after.filter(|a| **a > *low) {
+                    low = after.to_string();
+                }
+            }
+            Order::ChildrenFirst => {
+                if let Some(after) = self.after.filter(|a| **a < *high) {
+                    high = after.to_string();
+                }
+            }
+        }
+        (low, high)
+    }
+
+    fn direction(&self) -> &'static str {
+        match self.order {
+            Order::ParentsFirst => "ASC",
+            Order::ChildrenFirst => "DESC",
+        }
+    }
+}
+
+pub enum PageRows {
+    Records(Vec<Record>),
+    Paths(Vec<(String, String)>),
+}
+
+/// The writes a commit is made of, inside one transaction of a backend.
+pub trait Tx {
+    fn set_sync_point(&mut self, key: &str, value: &str) -> Result<()>;
+    /// `data`: the record as JSON, what `lookup` gives back.
+    fn put_known(&mut self, record: &Record, data: &str) -> Result<()>;
+    fn remove_known(&mut self, external_id: &str) -> Result<()>;
+    /// Whether it changed anything.
+    fn upsert_user(&mut self, user: &User) -> Result<bool>;
+    /// Whether it changed anything.
+    fn upsert_group(&mut self, group: &RecordGroup) -> Result<bool>;
+    /// The row it deleted, if there was one.
+    fn delete_record(&mut self, external_id: &str) -> Result<Option<SinkRecord>>;
+    /// The record's version after the write.
+    fn upsert_record(&mut self, record: &Record, columns: &SinkColumns<'_>) -> Result<i64>;
+    /// The next sequence number of the account's feed.
+    fn append_change(&mut self, kind: Kind, external_id: &str, data: &str, now: i64) -> Result<()>;
+}
+
+/// Where one account's state, sink and feed are kept.
+pub trait Backend: Send {
+    fn get(&self, key: &str) -> Result<Option<String>>;
+    fn host_identity(&self, account: &str) -> Result<Option<String>>;
+    fn set_host_identity(&self, account: &str, user_id: &str) -> Result<()>;
+    fn lookup(&self, external_ids: &[String]) -> Result<Vec<Option<Record>>>;
+    fn lookup_path(&self, path: &str) -> Result<Option<Record>>;
+    fn page_under(&self, page: &Page<'_>, paths_only: bool) -> Result<PageRows>;
+    /// Known records whose parent is `parent`, by path, strictly after `after`.
+    fn children(&self, parent: &str, after: &str, limit: u32) -> Result<Vec<Record>>;
+    /// Runs `apply` in one transaction, committed when it returns `Ok`.
+    fn commit(&mut self, apply: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()>;
+    fn live_records(&self) -> Result<Vec<SinkRecord>>;
+    fn sync_points(&self) -> Result<Vec<(String, String)>>;
+    fn users(&self) -> Result<Vec<User>>;
+    fn record_groups(&self) -> Result<Vec<RecordGroup>>;
+    fn counts(&self) -> Result<StoreCounts>;
+    fn feed_read(&self, since: i64, limit: u32) -> Result<Vec<Change>>;
+    /// The newest sequence number ever committed (0 for none).
+    fn feed_head(&self) -> Result<i64>;
+    /// Registers `consumer` at 0 on first use; its acknowledged position.
+    fn consumer_position(&self, consumer: &str, now: i64) -> Result<i64>;
+    /// Moves `consumer` forward to `seq` (never backwards).
+    fn consumer_move(&self, consumer: &str, seq: i64, now: i64) -> Result<()>;
+    /// Removes the changes committed before `before` that every consumer
+    /// has acknowledged; how many went.
+    fn feed_trim(&self, before: i64) -> Result<u64>;
+    /// Blocks until another connection commits to this account (`true`) or
+    /// `stop` is set (`false`), without reading the feed in a busy loop.
+    fn wait_for_commit(&self, stop: &StopFlag) -> Result<bool>;
+    /// Notes that a sync began; its id for [`Backend::run_finished`].
+    fn run_started(&self, holder: &str, now: i64) -> Result<i64>;
+    fn run_finished(&self, run: i64, outcome: &str, error: Option<&str>, now: i64) -> Result<()>;
+    /// The latest syncs, newest first.
+    fn sync_runs(&self, limit: u32) -> Result<Vec<SyncRun>>;
+    /// Makes every later commit require that the account's lease still has
+    /// this token ([`crate::lease`]); a SQLite file has no leases (its lock
+    /// file keeps a second sync out).
+    fn fence(&mut self, _token: i64) {}
+    /// The account's lease, where the backend has leases.
+    fn lease_state(&self) -> Result<Option<LeaseState>> {
+        Ok(None)
+    }
+}
+
 pub struct Store {
-    conn: Connection,
+    backend: Box<dyn Backend>,
     staged: Vec<Staged>,
     /// What `staged` holds in memory, by [`Staged::footprint`].
     staged_bytes: u64,
@@ -195,12 +330,46 @@ pub struct Store {
     fail_commit_after: Option<usize>,
 }
 
-fn storage_err(what: &str) -> impl FnOnce(rusqlite::Error) -> Error + '_ {
-    move |e| Error::Storage(format!("{what}: {e}"))
-}
-
 impl Store {
-    /// Opens (creating if needed) the SQLite file, in WAL mode with
+    fn with(backend: impl Backend + 'static) -> Store {
+        Store {
+            backend: Box::new(backend),
+            staged: Vec::new(),
+            staged_bytes: 0,
+            #[cfg(test)]
+            fail_commit_after: None,
+        }
+    }
+
+    /// Opens (creating if needed) the account's database: its SQLite file,
+    /// or its part of a PostgreSQL database.
+    pub fn connect(config: &Config) -> Result<Store> {
+        match &config.database {
+            Database::Sqlite(path) => Store::open(path),
+            Database::Postgres(target) => Ok(Store::with(postgres::Postgres::connect(
+                target,
+                &config.account_key(),
+                &config.name,
+            )?)),
+        }
+    }
+
+    /// Like [`Store::connect`], for the commands that only read what a sync
+    /// wrote (`records`, `download`, `changes`, `status`): a mistyped SQLite
+    /// path is an error, not a new empty file.
+    pub fn connect_existing(config: &Config) -> Result<Store> {
+        if let Database::Sqlite(path) = &config.database
+            && !path.exists()
+        {
+            return Err(Error::Config(format!(
+                "the database `{}` does not exist yet; run `host-runner sync` first",
+                path.display()
+            )));
+        }
+        Store::connect(config)
+    }
+
+    /// Opens (creating if needed) a SQLite file, in WAL mode with
     /// `synchronous=FULL` so that a commit is durable.
     pub fn open(path: &Path) -> Result<Store> {
         if let Some(dir) = path.parent()
@@ -225,117 +394,48 @@ impl Store {
             .mode(0o600)
             .open(path)
             .map_err(|e| Error::Storage(format!("cannot create {what}: {e}")))?;
-        let conn = Connection::open(path).map_err(storage_err(&what))?;
-        Store::init(conn, &what)
+        let conn =
+            rusqlite::Connection::open(path).map_err(|e| Error::Storage(format!("{what}: {e}")))?;
+        Ok(Store::with(sqlite::Sqlite::init(conn, &what)?))
     }
 
-    /// Opens a database a sync already created, for the commands that only
-    /// read what it holds (`records`, `download`, `changes`): a mistyped
-    /// path is an error, not a new empty file.
-    pub fn open_existing(path: &Path) -> Result<Store> {
-        if !path.exists() {
-            return Err(Error::Config(format!(
-                "the database `{}` does not exist yet; run `host-runner sync` first",
-                path.display()
-            )));
-        }
-        Store::open(path)
-    }
-
-    /// A private database that lives as long as the value (for tests and
-    /// dry runs).
+    /// A private SQLite database that lives as long as the value (for tests
+    /// and benchmarks).
     pub fn open_in_memory() -> Result<Store> {
-        let conn = Connection::open_in_memory().map_err(storage_err("in-memory database"))?;
-        Store::init(conn, "in-memory database")
-    }
-
-    fn init(conn: Connection, what: &str) -> Result<Store> {
-        conn.busy_timeout(Duration::from_secs(10))
-            .map_err(storage_err(what))?;
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(storage_err(what))?;
-        if version > SCHEMA_VERSION {
-            return Err(Error::Storage(format!(
-                "{what} was written by a newer host-runner (schema {version}; this one knows {SCHEMA_VERSION}); upgrade host-runner or use another file"
-            )));
-        }
-        // `journal_mode` answers with a row; read it rather than execute.
-        let _mode: String = conn
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .map_err(storage_err(what))?;
-        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
-            .map_err(storage_err(what))?;
-        conn.execute_batch(&format!(
-            "BEGIN; {SCHEMA} {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
-            feed::SCHEMA
-        ))
-        .map_err(storage_err(what))?;
-        Ok(Store {
+        let conn = rusqlite::Connection::open_in_memory()
+            .map_err(|e| Error::Storage(format!("in-memory database: {e}")))?;
+        Ok(Store::with(sqlite::Sqlite::init(
             conn,
-            staged: Vec::new(),
-            staged_bytes: 0,
-            #[cfg(test)]
-            fail_commit_after: None,
-        })
+            "in-memory database",
+        )?))
     }
 
     // ----- reads of committed state -------------------------------------
 
     /// A sync point as last committed.
     pub fn get(&self, key: &str) -> Result<Option<String>> {
-        self.conn
-            .prepare_cached("SELECT value FROM sync_points WHERE key = ?1")?
-            .query_row([key], |r| r.get(0))
-            .optional()
-            .map_err(Error::from)
+        self.backend.get(key)
     }
 
-    /// The known record of each id, as last committed.
     /// The user id the host resolved for `account` (a login at a base URL).
     /// Only the host writes it: the connector's imports cannot.
     pub fn host_identity(&self, account: &str) -> Result<Option<String>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT user_id FROM host_identities WHERE account = ?1",
-                [account],
-                |r| r.get(0),
-            )
-            .optional()?)
+        self.backend.host_identity(account)
     }
 
     /// Records the user id the host resolved, at once and outside any batch.
     pub fn set_host_identity(&self, account: &str, user_id: &str) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO host_identities (account, user_id) VALUES (?1, ?2)
-             ON CONFLICT(account) DO UPDATE SET user_id = excluded.user_id",
-            params![account, user_id],
-        )?;
-        Ok(())
+        self.backend.set_host_identity(account, user_id)
     }
 
+    /// The known record of each id, as last committed.
     pub fn lookup(&self, external_ids: &[String]) -> Result<Vec<Option<Record>>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT data FROM known_records WHERE external_id = ?1")?;
-        external_ids
-            .iter()
-            .map(|id| {
-                let data: Option<String> = stmt.query_row([id], |r| r.get(0)).optional()?;
-                data.map(|d| decode_record(&d)).transpose()
-            })
-            .collect()
+        self.backend.lookup(external_ids)
     }
 
     /// The known record at a decoded path (`/Documents/a b.txt`), as last committed.
     pub fn lookup_path(&self, path: &str) -> Result<Option<Record>> {
-        let data: Option<String> = self
-            .conn
-            .prepare_cached("SELECT data FROM known_records WHERE path = ?1 LIMIT 1")?
-            .query_row([path], |r| r.get(0))
-            .optional()?;
-        data.map(|d| decode_record(&d)).transpose()
+        self.backend.lookup_path(path)
     }
 
     /// Known records strictly below `path` (`/`: all but the root), in path
@@ -348,10 +448,16 @@ impl Store {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<Record>> {
-        self.page_under("data", path, order, after, limit, |r| r.get::<_, String>(0))?
-            .iter()
-            .map(|d| decode_record(d))
-            .collect()
+        let page = Page {
+            path,
+            order,
+            after,
+            limit,
+        };
+        match self.backend.page_under(&page, false)? {
+            PageRows::Records(records) => Ok(records),
+            PageRows::Paths(_) => unreachable!("asked for records"),
+        }
     }
 
     /// `(external id, path)` of what [`Store::list_under`] gives, without
@@ -363,62 +469,22 @@ impl Store {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<(String, String)>> {
-        self.page_under("external_id, path", path, order, after, limit, |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-    }
-
-    fn page_under<T>(
-        &self,
-        columns: &str,
-        path: &str,
-        order: Order,
-        after: Option<&str>,
-        limit: u32,
-        row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-    ) -> Result<Vec<T>> {
-        let base = path.trim_end_matches('/');
-        // Everything strictly below `base` starts with `base/`; `0` is the
-        // byte after `/`, so `[base/, base0)` is exactly that subtree.
-        let mut low = format!("{base}/");
-        let mut high = format!("{base}0");
-        // `after` narrows the range itself: as a separate `OR` condition the
-        // index range stayed whole and every page skipped all the rows of
-        // the pages before it, quadratic in the subtree.
-        let direction = match order {
-            Order::ParentsFirst => {
-                if let Some(after) = after.filter(|a| **a > *low) {
-                    low = after.to_string();
-                }
-                "ASC"
-            }
-            Order::ChildrenFirst => {
-                if let Some(after) = after.filter(|a| **a < *high) {
-                    high = after.to_string();
-                }
-                "DESC"
-            }
+        let page = Page {
+            path,
+            order,
+            after,
+            limit,
         };
-        let sql = format!(
-            "SELECT {columns} FROM known_records WHERE path > ?1 AND path < ?2 ORDER BY path {direction} LIMIT ?3"
-        );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(params![low, high, i64::from(limit)], row)?;
-        Ok(rows.collect::<rusqlite::Result<Vec<T>>>()?)
+        match self.backend.page_under(&page, true)? {
+            PageRows::Paths(paths) => Ok(paths),
+            PageRows::Records(_) => unreachable!("asked for paths"),
+        }
     }
 
     /// Committed known records whose parent is `parent`, by path, after `after`.
     pub fn children(&self, parent: &str, after: Option<&str>, limit: u32) -> Result<Vec<Record>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT data FROM known_records WHERE parent_external_id = ?1 AND path > ?2
-             ORDER BY path ASC LIMIT ?3",
-        )?;
         // Every path sorts after "" (see `list_under` on keeping the range whole).
-        let after = after.unwrap_or("");
-        let rows = stmt.query_map(params![parent, after, i64::from(limit)], |r| {
-            r.get::<_, String>(0)
-        })?;
-        rows.map(|d| decode_record(&d?)).collect()
+        self.backend.children(parent, after.unwrap_or(""), limit)
     }
 
     // ----- staged writes --------------------------------------------------
@@ -482,17 +548,16 @@ impl Store {
         let fail_after = self.fail_commit_after;
         #[cfg(not(test))]
         let fail_after: Option<usize> = None;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(storage_err("cannot start a transaction"))?;
-        for (i, op) in self.staged.iter().enumerate() {
-            if fail_after == Some(i) {
-                return Err(Error::Storage("injected failure".into()));
+        let staged = &self.staged;
+        self.backend.commit(&mut |tx| {
+            for (i, op) in staged.iter().enumerate() {
+                if fail_after == Some(i) {
+                    return Err(Error::Storage("injected failure".into()));
+                }
+                apply(tx, op, now)?;
             }
-            apply(&tx, op, now).map_err(storage_err("commit failed"))?;
-        }
-        tx.commit().map_err(storage_err("commit failed"))?;
+            Ok(())
+        })?;
         self.staged.clear();
         self.staged_bytes = 0;
         Ok(())
@@ -500,79 +565,59 @@ impl Store {
 
     // ----- reads for the CLI and tests -----------------------------------
 
-    /// SQLite's counter of commits made by other connections to this file:
-    /// it changes when one commits.
-    pub fn data_version(&self) -> Result<i64> {
-        Ok(self
-            .conn
-            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
-    }
-
-    /// The change feed of this database.
+    /// The change feed of this account.
     pub fn feed(&self) -> feed::Feed<'_> {
-        feed::Feed::new(&self.conn)
+        feed::Feed::new(self.backend.as_ref())
     }
 
     /// Every record in the sink, ordered by path.
     pub fn live_records(&self) -> Result<Vec<SinkRecord>> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {SINK_COLUMNS} FROM records ORDER BY path ASC, external_id ASC"
-        ))?;
-        let rows = stmt.query_map([], sink_row)?;
-        rows.map(|row| Ok(row?.into_sink()?)).collect()
+        self.backend.live_records()
     }
 
     /// All committed sync points, by key.
     pub fn sync_points(&self) -> Result<Vec<(String, String)>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT key, value FROM sync_points ORDER BY key")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        rows.map(|r| r.map_err(Error::from)).collect()
+        self.backend.sync_points()
     }
 
     pub fn users(&self) -> Result<Vec<User>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT id, display_name, email FROM users ORDER BY id")?;
-        let rows = stmt.query_map([], |r| {
-            Ok(User {
-                id: r.get(0)?,
-                display_name: r.get(1)?,
-                email: r.get(2)?,
-            })
-        })?;
-        rows.map(|r| r.map_err(Error::from)).collect()
+        self.backend.users()
     }
 
     pub fn record_groups(&self) -> Result<Vec<RecordGroup>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT external_id, name, kind, owner FROM record_groups ORDER BY external_id",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(RecordGroup {
-                external_id: r.get(0)?,
-                name: r.get(1)?,
-                kind: r.get(2)?,
-                owner: r.get(3)?,
-            })
-        })?;
-        rows.map(|r| r.map_err(Error::from)).collect()
+        self.backend.record_groups()
     }
 
     pub fn counts(&self) -> Result<StoreCounts> {
-        let count = |sql: &str| -> Result<u64> {
-            Ok(self.conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64)
-        };
-        Ok(StoreCounts {
-            records: count("SELECT COUNT(*) FROM records")?,
-            folders: count("SELECT COUNT(*) FROM records WHERE is_folder")?,
-            files: count("SELECT COUNT(*) FROM records WHERE NOT is_folder")?,
-            known_records: count("SELECT COUNT(*) FROM known_records")?,
-            sync_points: count("SELECT COUNT(*) FROM sync_points")?,
-            users: count("SELECT COUNT(*) FROM users")?,
-            record_groups: count("SELECT COUNT(*) FROM record_groups")?,
-        })
+        self.backend.counts()
+    }
+
+    /// Notes that a sync by `holder` began; its id for [`Store::run_finished`].
+    pub fn run_started(&self, holder: &str) -> Result<i64> {
+        self.backend
+            .run_started(holder, crate::timefmt::now_unix_ms())
+    }
+
+    /// Notes how a sync ended: `ok`, or the kind of its error.
+    pub fn run_finished(&self, run: i64, outcome: &str, error: Option<&str>) -> Result<()> {
+        self.backend
+            .run_finished(run, outcome, error, crate::timefmt::now_unix_ms())
+    }
+
+    /// The latest syncs of the account, newest first.
+    pub fn sync_runs(&self, limit: u32) -> Result<Vec<SyncRun>> {
+        self.backend.sync_runs(limit)
+    }
+
+    /// Commits from now on require the account's lease to still carry
+    /// `token`: a worker whose lease was taken over cannot commit.
+    pub fn fence(&mut self, token: i64) {
+        self.backend.fence(token);
+    }
+
+    /// The account's lease (PostgreSQL only).
+    pub fn lease_state(&self) -> Result<Option<LeaseState>> {
+        self.backend.lease_state()
     }
 
     #[cfg(test)]
@@ -586,221 +631,68 @@ fn decode_record(data: &str) -> Result<Record> {
         .map_err(|e| Error::Storage(format!("a known record is not readable JSON: {e}")))
 }
 
-fn encode<T: serde::Serialize>(value: &T) -> rusqlite::Result<String> {
-    serde_json::to_string(value).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+fn encode<T: Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value)
+        .map_err(|e| Error::Storage(format!("cannot encode a value as JSON: {e}")))
 }
 
-/// The columns of `records`, in the order [`sink_row`] reads them.
-const SINK_COLUMNS: &str = "external_id, parent_external_id, path, name, is_folder, etag, size, \
-    mime_type, modified, created, permission_letters, permission, permissions_json, owner_id, \
-    checksums_json, version, updated_at";
-
-/// A `records` row, its JSON columns still text.
-struct SinkRow {
-    record: SinkRecord,
-    permissions: String,
-    checksums: String,
-}
-
-fn sink_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SinkRow> {
-    Ok(SinkRow {
-        record: SinkRecord {
-            external_id: r.get(0)?,
-            parent_external_id: r.get(1)?,
-            path: r.get(2)?,
-            name: r.get(3)?,
-            is_folder: r.get(4)?,
-            etag: r.get(5)?,
-            size: r.get::<_, i64>(6)?.max(0) as u64,
-            mime_type: r.get(7)?,
-            modified: r.get(8)?,
-            created: r.get(9)?,
-            permission_letters: r.get(10)?,
-            permission: r.get(11)?,
-            permissions: Vec::new(),
-            owner_id: r.get(13)?,
-            checksums: Vec::new(),
-            version: r.get(15)?,
-            updated_at: r.get(16)?,
-        },
-        permissions: r.get(12)?,
-        checksums: r.get(14)?,
-    })
-}
-
-impl SinkRow {
-    fn into_sink(self) -> rusqlite::Result<SinkRecord> {
-        let bad = |what: &str, id: &str, e: serde_json::Error| {
-            rusqlite::Error::FromSqlConversionFailure(
-                0,
-                rusqlite::types::Type::Text,
-                format!("record {id}: bad {what}: {e}").into(),
-            )
-        };
-        let mut rec = self.record;
-        rec.permissions = serde_json::from_str(&self.permissions)
-            .map_err(|e| bad("permissions_json", &rec.external_id, e))?;
-        rec.checksums = serde_json::from_str(&self.checksums)
-            .map_err(|e| bad("checksums_json", &rec.external_id, e))?;
-        Ok(rec)
-    }
-
-    /// The record as the connector sent it, and its version.
-    fn into_record(self) -> rusqlite::Result<(Record, i64)> {
-        let r = self.into_sink()?;
-        Ok((
-            Record {
-                external_id: r.external_id,
-                parent_external_id: r.parent_external_id,
-                path: r.path,
-                name: r.name,
-                is_folder: r.is_folder,
-                etag: r.etag,
-                size: r.size,
-                mime_type: r.mime_type,
-                modified: r.modified,
-                created: r.created,
-                permission_letters: r.permission_letters,
-                permissions: r.permissions,
-                owner_id: r.owner_id,
-                checksums: r.checksums,
-            },
-            r.version,
-        ))
-    }
-}
-
-fn apply(tx: &rusqlite::Transaction<'_>, op: &Staged, now: i64) -> rusqlite::Result<()> {
+/// What a commit does with one staged write, on any backend.
+fn apply(tx: &mut dyn Tx, op: &Staged, now: i64) -> Result<()> {
     match op {
-        Staged::SyncPoint(key, value) => {
-            tx.prepare_cached(
-                "INSERT INTO sync_points (key, value) VALUES (?1, ?2)
-                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            )?
-            .execute(params![key, value])?;
-        }
-        Staged::Put(record) => {
-            tx.prepare_cached(
-                "INSERT INTO known_records (external_id, parent_external_id, path, data) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(external_id) DO UPDATE SET parent_external_id = excluded.parent_external_id,
-                     path = excluded.path, data = excluded.data",
-            )?
-            .execute(params![
-                record.external_id,
-                record.parent_external_id,
-                record.path,
-                encode(record)?
-            ])?;
-        }
-        Staged::Remove(id) => {
-            tx.prepare_cached("DELETE FROM known_records WHERE external_id = ?1")?
-                .execute([id])?;
-        }
+        Staged::SyncPoint(key, value) => tx.set_sync_point(key, value),
+        Staged::Put(record) => tx.put_known(record, &encode(record)?),
+        Staged::Remove(id) => tx.remove_known(id),
         // Users and groups are sent on every full sync: only a change is one.
         Staged::User(user) => {
-            let changed = tx
-                .prepare_cached(
-                    "INSERT INTO users (id, display_name, email) VALUES (?1, ?2, ?3)
-                     ON CONFLICT(id) DO UPDATE SET display_name = excluded.display_name, email = excluded.email
-                     WHERE display_name IS NOT excluded.display_name OR email IS NOT excluded.email",
-                )?
-                .execute(params![user.id, user.display_name, user.email])?;
-            if changed > 0 {
-                feed::append(tx, Kind::User, &user.id, &feed::user_data(user)?, now)?;
+            if tx.upsert_user(user)? {
+                tx.append_change(Kind::User, &user.id, &encode(user)?, now)?;
             }
+            Ok(())
         }
         Staged::Group(group) => {
-            let changed = tx
-                .prepare_cached(
-                    "INSERT INTO record_groups (external_id, name, kind, owner) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT(external_id) DO UPDATE SET name = excluded.name, kind = excluded.kind, owner = excluded.owner
-                     WHERE name IS NOT excluded.name OR kind IS NOT excluded.kind OR owner IS NOT excluded.owner",
-                )?
-                .execute(params![group.external_id, group.name, group.kind, group.owner])?;
-            if changed > 0 {
-                let data = feed::group_data(group)?;
-                feed::append(tx, Kind::RecordGroup, &group.external_id, &data, now)?;
+            if tx.upsert_group(group)? {
+                tx.append_change(Kind::RecordGroup, &group.external_id, &encode(group)?, now)?;
             }
+            Ok(())
         }
         Staged::Change(RecordChange::Deleted(id)) => {
-            let gone = tx
-                .prepare_cached(&format!(
-                    "DELETE FROM records WHERE external_id = ?1 RETURNING {SINK_COLUMNS}"
-                ))?
-                .query_row([id], sink_row)
-                .optional()?;
-            if let Some(row) = gone {
-                let (record, version) = row.into_record()?;
-                let data = feed::record_data(&record, version)?;
-                feed::append(tx, Kind::Deleted, id, &data, now)?;
+            if let Some(gone) = tx.delete_record(id)? {
+                let version = gone.version;
+                let data = encode(&feed::Committed::of(&gone.into_record(), version))?;
+                tx.append_change(Kind::Deleted, id, &data, now)?;
             }
+            Ok(())
         }
-        Staged::Change(RecordChange::New(r)) => {
-            upsert_record(tx, r, Kind::New, now)?;
-        }
+        Staged::Change(RecordChange::New(r)) => upsert_record(tx, r, Kind::New, now),
         Staged::Change(RecordChange::ContentUpdated(r)) => {
-            upsert_record(tx, r, Kind::ContentUpdated, now)?;
+            upsert_record(tx, r, Kind::ContentUpdated, now)
         }
         Staged::Change(RecordChange::MetadataUpdated(r)) => {
-            upsert_record(tx, r, Kind::MetadataUpdated, now)?;
+            upsert_record(tx, r, Kind::MetadataUpdated, now)
         }
     }
-    Ok(())
 }
 
-/// Writes a record and its change to the feed.
-fn upsert_record(
-    tx: &rusqlite::Transaction<'_>,
-    r: &Record,
-    kind: Kind,
-    now: i64,
-) -> rusqlite::Result<()> {
-    let bump = i64::from(kind != Kind::MetadataUpdated);
-    let permission = r.permissions.first().map(|p| p.level.as_str());
-    tx.prepare_cached(
-        "INSERT INTO records (external_id, parent_external_id, path, name, is_folder, etag, size,
-            mime_type, modified, created, permission_letters, permission, permissions_json, owner_id,
-            checksums_json, version, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 1, ?16)
-         ON CONFLICT(external_id) DO UPDATE SET
-            parent_external_id = excluded.parent_external_id, path = excluded.path,
-            name = excluded.name, is_folder = excluded.is_folder, etag = excluded.etag,
-            size = excluded.size, mime_type = excluded.mime_type, modified = excluded.modified,
-            created = excluded.created, permission_letters = excluded.permission_letters,
-            permission = excluded.permission, permissions_json = excluded.permissions_json,
-            owner_id = excluded.owner_id, checksums_json = excluded.checksums_json,
-            version = records.version + ?17, updated_at = excluded.updated_at
-         RETURNING version",
-    )?
-    .query_row(params![
-        r.external_id,
-        r.parent_external_id,
-        r.path,
-        r.name,
-        r.is_folder,
-        r.etag,
-        i64::try_from(r.size).unwrap_or(i64::MAX),
-        r.mime_type,
-        r.modified,
-        r.created,
-        r.permission_letters,
-        permission,
-        encode(&r.permissions)?,
-        r.owner_id,
-        encode(&r.checksums)?,
+/// Writes a record to the sink and its change to the feed.
+fn upsert_record(tx: &mut dyn Tx, r: &Record, kind: Kind, now: i64) -> Result<()> {
+    let columns = SinkColumns {
+        size: i64::try_from(r.size).unwrap_or(i64::MAX),
+        permission: r.permissions.first().map(|p| p.level.as_str()),
+        permissions_json: encode(&r.permissions)?,
+        checksums_json: encode(&r.checksums)?,
+        bump: i64::from(kind != Kind::MetadataUpdated),
         now,
-        bump,
-    ], |row| row.get::<_, i64>(0))
-    .and_then(|version| {
-        let data = feed::record_data(r, version)?;
-        feed::append(tx, kind, &r.external_id, &data, now)
-    })
+    };
+    let version = tx.upsert_record(r, &columns)?;
+    let data = encode(&feed::Committed::of(r, version))?;
+    tx.append_change(kind, &r.external_id, &data, now)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::{PermissionLevel, Principal};
+    use rusqlite::Connection;
 
     fn rec(id: &str, path: &str) -> Record {
         let name = path.rsplit('/').next().unwrap_or_default().to_string();
@@ -1246,15 +1138,46 @@ mod tests {
         }
         let s = Store::open(&path).unwrap();
         assert_eq!(s.get("k").unwrap().as_deref(), Some("v"));
-        let mode: String = s
-            .conn
+        drop(s);
+        let b = sqlite::Sqlite::init(Connection::open(&path).unwrap(), "db").unwrap();
+        let mode: String = b
+            .conn()
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
-        let sync: i64 = s
-            .conn
+        let sync: i64 = b
+            .conn()
             .query_row("PRAGMA synchronous", [], |r| r.get(0))
             .unwrap();
         assert_eq!(sync, 2, "synchronous=FULL");
+    }
+
+    #[test]
+    fn an_older_schema_is_migrated_forward_with_its_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.sqlite");
+        {
+            // What the first release wrote: version 1, no feed, no runs.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(&format!(
+                "{} INSERT INTO sync_points VALUES ('cursor', '9'); PRAGMA user_version = 1;",
+                sqlite::MIGRATIONS[0]
+            ))
+            .unwrap();
+        }
+        let mut s = Store::open(&path).unwrap();
+        assert_eq!(s.get("cursor").unwrap().as_deref(), Some("9"));
+        s.on_changes(vec![RecordChange::New(rec("1", "/a.txt"))]);
+        s.commit().unwrap();
+        assert_eq!(feed_of(&s), [(1, "new".to_string(), "1".to_string())]);
+        let run = s.run_started("host:1").unwrap();
+        s.run_finished(run, "ok", None).unwrap();
+        assert_eq!(s.sync_runs(5).unwrap()[0].outcome.as_deref(), Some("ok"));
+        drop(s);
+        let version: i64 = Connection::open(&path)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
     }
 }
