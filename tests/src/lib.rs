@@ -9,6 +9,7 @@ pub mod download;
 pub mod edits;
 pub mod files;
 pub mod nextcloud;
+pub mod postgres;
 pub mod remote;
 pub mod scenario;
 
