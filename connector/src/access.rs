@@ -68,11 +68,11 @@ impl From<PrincipalKey> for Principal {
     fn from(p: PrincipalKey) -> Self {
         match p {
             PrincipalKey::User { id, email } => Principal::User { id, email },
-            PrincipalKey::Group(g) => Principal::Group(g),
+            PrincipalKey::Group(id) => Principal::Group { id },
             PrincipalKey::Link { share_id, expires } => {
                 Principal::AnyoneWithLink { share_id, expires }
             }
-            PrincipalKey::Federated(f) => Principal::Federated(f),
+            PrincipalKey::Federated(id) => Principal::Federated { id },
         }
     }
 }

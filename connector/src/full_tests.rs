@@ -140,6 +140,7 @@ fn syncs_the_fixture_tree_parents_first() {
     assert_eq!(state.known.len(), 53);
     assert_eq!(state.users[0].id, "alice");
     assert_eq!(state.groups[0].name, "Nextcloud - alice");
+    assert_eq!(state.groups[0].kind, "drive");
     let by_path: HashMap<&str, &crate::model::Record> =
         state.sink.values().map(|r| (r.path.as_str(), r)).collect();
     let pdf = by_path["/Reports 2024/Summary & Plan #1 (100%).txt"];

@@ -244,10 +244,17 @@ impl Host for WitHost {
     }
 
     fn on_record_group(&self, group: &model::RecordGroup) -> Result<(), String> {
+        // The shared shape keeps the kind as the text the stores hold; the
+        // WIT knows one kind, and a core that named another is a bug to
+        // report, not a drive to invent.
+        let kind = match group.kind.as_str() {
+            model::RecordGroup::DRIVE => types::RecordGroupKind::Drive,
+            other => return Err(format!("record group kind `{other}` is not in the WIT")),
+        };
         records::on_record_group(&types::RecordGroup {
             external_id: group.external_id.clone(),
             name: group.name.clone(),
-            kind: types::RecordGroupKind::Drive,
+            kind,
             owner: group.owner.clone(),
         })
     }
@@ -402,12 +409,12 @@ impl From<types::Permission> for model::Permission {
                     id: u.id,
                     email: u.email,
                 },
-                types::Principal::Group(g) => model::Principal::Group(g),
+                types::Principal::Group(id) => model::Principal::Group { id },
                 types::Principal::AnyoneWithLink(l) => model::Principal::AnyoneWithLink {
                     share_id: l.share_id,
                     expires: l.expires,
                 },
-                types::Principal::Federated(f) => model::Principal::Federated(f),
+                types::Principal::Federated(id) => model::Principal::Federated { id },
             },
             level: match p.level {
                 types::PermissionLevel::Owner => model::PermissionLevel::Owner,
@@ -425,11 +432,11 @@ impl From<model::Permission> for types::Permission {
                 model::Principal::User { id, email } => {
                     types::Principal::User(types::UserPrincipal { id, email })
                 }
-                model::Principal::Group(g) => types::Principal::Group(g),
+                model::Principal::Group { id } => types::Principal::Group(id),
                 model::Principal::AnyoneWithLink { share_id, expires } => {
                     types::Principal::AnyoneWithLink(types::LinkPrincipal { share_id, expires })
                 }
-                model::Principal::Federated(f) => types::Principal::Federated(f),
+                model::Principal::Federated { id } => types::Principal::Federated(id),
             },
             level: match p.level {
                 model::PermissionLevel::Owner => types::PermissionLevel::Owner,

@@ -353,6 +353,7 @@ impl Connector {
         host.on_record_group(&RecordGroup {
             external_id: format!("nextcloud:{}", who.user_id),
             name: format!("Nextcloud - {}", self.config.username),
+            kind: RecordGroup::DRIVE.into(),
             owner: who.user_id.clone(),
         })
         .map_err(Error::Storage)?;

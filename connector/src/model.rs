@@ -1,72 +1,11 @@
-//! The guest's own copy of the WIT shapes, so the core compiles and is tested
-//! natively; `guest.rs` converts at the boundary.
+//! The core's shapes. The record shapes come from `record-model`, the one
+//! definition the host shares; the rest are the guest's own copies of its
+//! WIT `lifecycle` shapes, so the core compiles and is tested natively.
+//! `guest.rs` converts at the boundary.
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PermissionLevel {
-    Owner,
-    Write,
-    Read,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Principal {
-    User {
-        id: String,
-        email: Option<String>,
-    },
-    Group(String),
-    AnyoneWithLink {
-        share_id: String,
-        expires: Option<i64>,
-    },
-    Federated(String),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Permission {
-    pub principal: Principal,
-    pub level: PermissionLevel,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
-    pub external_id: String,
-    pub parent_external_id: Option<String>,
-    pub path: String,
-    pub name: String,
-    pub is_folder: bool,
-    pub etag: String,
-    pub size: u64,
-    pub mime_type: String,
-    pub modified: i64,
-    pub created: Option<i64>,
-    pub permission_letters: String,
-    pub permissions: Vec<Permission>,
-    pub owner_id: Option<String>,
-    pub checksums: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RecordChange {
-    New(Record),
-    ContentUpdated(Record),
-    MetadataUpdated(Record),
-    Deleted(String),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct User {
-    pub id: String,
-    pub display_name: String,
-    pub email: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordGroup {
-    pub external_id: String,
-    pub name: String,
-    pub owner: String,
-}
+pub use record_model::{
+    Order, Permission, PermissionLevel, Principal, Record, RecordChange, RecordGroup, User,
+};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filters {
@@ -133,10 +72,4 @@ pub struct ConnectionInfo {
     pub email: Option<String>,
     pub server_version: Option<String>,
     pub activity_available: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Order {
-    ParentsFirst,
-    ChildrenFirst,
 }

@@ -8,6 +8,7 @@ use std::io::Cursor;
 use crate::error::HttpError;
 use crate::host::{Host, Level, Request, Response};
 use crate::model::{Order, Record, RecordChange, RecordGroup, User};
+use record_model::is_account_path;
 
 /// Answers a live Nextcloud 32.0.1 gave, kept in the repository.
 pub const FIXTURES: &str = concat!(
@@ -171,6 +172,15 @@ impl Host for MemoryHost {
     }
 
     fn put(&self, records: &[Record]) {
+        // The real host traps the call.
+        for r in records {
+            assert!(
+                is_account_path(&r.path),
+                "storage.put: the host refuses record {} at `{}`, not a path inside the account",
+                r.external_id,
+                r.path
+            );
+        }
         self.stage(|s| {
             for r in records {
                 s.known.insert(r.external_id.clone(), r.clone());
@@ -213,6 +223,19 @@ impl Host for MemoryHost {
     }
 
     fn on_changes(&self, changes: &[RecordChange]) -> Result<(), String> {
+        // The real host answers with an error and keeps none of the batch.
+        for c in changes {
+            if let RecordChange::New(r)
+            | RecordChange::ContentUpdated(r)
+            | RecordChange::MetadataUpdated(r) = c
+                && !is_account_path(&r.path)
+            {
+                return Err(format!(
+                    "the path `{}` of record {} is not a path inside the account",
+                    r.path, r.external_id
+                ));
+            }
+        }
         self.stage(|s| {
             for c in changes {
                 match c {

@@ -123,7 +123,7 @@ pub fn group_from_wit(g: wit::RecordGroup) -> model::RecordGroup {
         external_id: g.external_id,
         name: g.name,
         kind: match g.kind {
-            wit::RecordGroupKind::Drive => "drive".to_string(),
+            wit::RecordGroupKind::Drive => model::RecordGroup::DRIVE.to_string(),
         },
         owner: g.owner,
     }
