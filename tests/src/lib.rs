@@ -88,12 +88,45 @@ pub fn set_rogue_mode(database: &std::path::Path, mode: &str) {
     store.commit().expect("mode committed");
 }
 
+/// Where an account's state goes.
+#[derive(Clone, Default)]
+pub enum Backend {
+    /// `state.sqlite` in the account's directory.
+    #[default]
+    Sqlite,
+    /// A fresh database of this server for each account.
+    Postgres(Arc<postgres::Postgres>),
+}
+
+impl Backend {
+    /// A throwaway PostgreSQL server, or `None` after printing why not.
+    pub fn postgres_or_skip() -> Option<Backend> {
+        postgres::start_or_skip().map(|pg| Backend::Postgres(Arc::new(pg)))
+    }
+
+    /// The `database` lines of a config in `dir`: a fresh database for
+    /// PostgreSQL, its password in a file beside the config.
+    pub fn settings(&self, dir: &Path) -> String {
+        match self {
+            Backend::Sqlite => "database = \"state.sqlite\"\n".into(),
+            Backend::Postgres(pg) => {
+                static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let url = pg.create_database(&format!("account_{n}"));
+                std::fs::write(dir.join("db-password"), pg.password()).unwrap();
+                format!("database = \"{url}\"\ndatabase_password_file = \"db-password\"\n")
+            }
+        }
+    }
+}
+
 /// A simulated server and an account synced from it into a fresh database.
 pub struct Account {
     pub server: Arc<Server>,
     pub dir: tempfile::TempDir,
     pub config_path: PathBuf,
     pub component: PathBuf,
+    pub backend: Backend,
 }
 
 impl Account {
@@ -103,6 +136,11 @@ impl Account {
 
     /// `settings` is extra TOML appended to the config.
     pub fn with_settings(options: SimOptions, settings: &str) -> Account {
+        Self::with_backend(options, settings, Backend::Sqlite)
+    }
+
+    /// Like [`Account::with_settings`], its state in `backend`.
+    pub fn with_backend(options: SimOptions, settings: &str, backend: Backend) -> Account {
         let login = options.login.clone();
         let sim = Simulator::new(SimOptions {
             app_password: PASSWORD.into(),
@@ -115,6 +153,7 @@ impl Account {
             tempfile::tempdir().unwrap(),
             "connector.toml",
             settings,
+            backend,
         )
     }
 
@@ -124,13 +163,15 @@ impl Account {
         dir: tempfile::TempDir,
         config: &str,
         settings: &str,
+        backend: Backend,
     ) -> Account {
         let config_path = dir.path().join(config);
         std::fs::write(
             &config_path,
             format!(
-                "base_url = \"{}\"\nusername = \"{login}\"\napp_password_env = \"{PASSWORD_ENV}\"\ndatabase = \"state.sqlite\"\n{settings}\n",
-                server.base_url()
+                "base_url = \"{}\"\nusername = \"{login}\"\napp_password_env = \"{PASSWORD_ENV}\"\n{}{settings}\n",
+                server.base_url(),
+                backend.settings(dir.path()),
             ),
         )
         .unwrap();
@@ -139,6 +180,7 @@ impl Account {
             dir,
             config_path,
             component: connector_wasm(),
+            backend,
         }
     }
 
@@ -147,13 +189,28 @@ impl Account {
     pub fn twin(&self, settings: &str) -> Account {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("twin.toml");
+        let database = match &self.config().database {
+            host_runner::config::Database::Sqlite(path) => {
+                format!("database = \"{}\"\n", path.display())
+            }
+            host_runner::config::Database::Postgres(target) => {
+                std::fs::copy(
+                    self.dir.path().join("db-password"),
+                    dir.path().join("db-password"),
+                )
+                .unwrap();
+                format!(
+                    "database = \"{}\"\ndatabase_password_file = \"db-password\"\n",
+                    target.url
+                )
+            }
+        };
         std::fs::write(
             &config_path,
             format!(
-                "base_url = \"{}\"\nusername = \"{}\"\napp_password_env = \"{PASSWORD_ENV}\"\ndatabase = \"{}\"\n{settings}\n",
+                "base_url = \"{}\"\nusername = \"{}\"\napp_password_env = \"{PASSWORD_ENV}\"\n{database}{settings}\n",
                 self.server.base_url(),
                 self.sim().options().login,
-                self.database().display()
             ),
         )
         .unwrap();
@@ -162,6 +219,7 @@ impl Account {
             dir,
             config_path,
             component: self.component.clone(),
+            backend: self.backend.clone(),
         }
     }
 
@@ -173,6 +231,7 @@ impl Account {
             tempfile::tempdir().unwrap(),
             "connector.toml",
             "",
+            self.backend.clone(),
         )
     }
 

@@ -11,7 +11,7 @@ use nextcloud_sim::{ShareWith, SimOptions, Simulator, UserSpec};
 use proptest::prelude::*;
 use tests::edits::{self, Edit, NAMES, edit, join, paths, pick};
 use tests::files::SimFiles;
-use tests::{Account, counts};
+use tests::{Account, Backend, counts};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -66,7 +66,11 @@ fn op() -> impl Strategy<Value = Op> {
 
 /// Alice's account with a few folders, and Bob's folder shared with her.
 fn world() -> Account {
-    let account = Account::new(SimOptions::default());
+    world_in(Backend::Sqlite)
+}
+
+fn world_in(backend: Backend) -> Account {
+    let account = Account::with_backend(SimOptions::default(), "", backend);
     let sim = account.sim();
     for dir in ["/Docs", "/Docs/old", "/Photos", "/Projects/x"] {
         sim.mkdir_all(dir).unwrap();
@@ -207,31 +211,74 @@ fn check(
     Ok(())
 }
 
+/// Any sequence of server changes, each followed by a sync now and then,
+/// ends in the records a fresh full sync gives.
+fn differential(ops: &[Op], backend: &Backend) -> Result<(), TestCaseError> {
+    let account = world_in(backend.clone());
+    account.sync().unwrap();
+    account.assert_mirrors_server();
+    // The same database and server, with a reconcile due at every sync.
+    let reconcile = account.twin("reconcile_interval_minutes = 0");
+    let mut model = Model {
+        trashed: Vec::new(),
+        shares: Vec::new(),
+        year_passed: false,
+        silent_pending: false,
+        tick: 0,
+    };
+    for op in ops {
+        apply(account.sim(), &mut model, op);
+        check(&account, &reconcile, &mut model, op)?;
+    }
+    reconcile.sync().unwrap();
+    account.assert_mirrors_server();
+    let fresh = account.twin_fresh();
+    fresh.sync().unwrap();
+    prop_assert_eq!(
+        fresh.records_without_versions(),
+        account.records_without_versions()
+    );
+    Ok(())
+}
+
+fn cases(variable: &str, default: u32) -> u32 {
+    std::env::var(variable)
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(default)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(128),
+        cases: cases("PROPTEST_CASES", 128),
         max_shrink_iters: 200,
         ..ProptestConfig::default()
     })]
 
     #[test]
     fn incremental_syncs_equal_a_fresh_full_sync(ops in proptest::collection::vec(op(), 4..28)) {
-        let account = world();
-        account.sync().unwrap();
-        account.assert_mirrors_server();
-        // The same database and server, with a reconcile due at every sync.
-        let reconcile = account.twin("reconcile_interval_minutes = 0");
-        let mut model = Model { trashed: Vec::new(), shares: Vec::new(), year_passed: false, silent_pending: false, tick: 0 };
-        for op in &ops {
-            apply(account.sim(), &mut model, op);
-            check(&account, &reconcile, &mut model, op)?;
-        }
-        reconcile.sync().unwrap();
-        account.assert_mirrors_server();
-        let fresh = account.twin_fresh();
-        fresh.sync().unwrap();
-        prop_assert_eq!(fresh.records_without_versions(), account.records_without_versions());
+        differential(&ops, &Backend::Sqlite)?;
     }
+}
+
+/// The same property with PostgreSQL holding the state: one server for all
+/// cases, a fresh database for each account. Fewer cases by default (each
+/// costs database round trips); `PROPTEST_CASES_POSTGRES` sets them.
+#[test]
+fn incremental_syncs_into_postgres_equal_a_fresh_full_sync() {
+    let Some(backend) = Backend::postgres_or_skip() else {
+        return;
+    };
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: cases("PROPTEST_CASES_POSTGRES", 24),
+        max_shrink_iters: 50,
+        ..ProptestConfig::default()
+    });
+    runner
+        .run(&proptest::collection::vec(op(), 4..28), |ops| {
+            differential(&ops, &backend)
+        })
+        .unwrap();
 }
 
 #[test]

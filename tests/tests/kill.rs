@@ -22,7 +22,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nextcloud_sim::{Intercept, SimOptions, Simulator};
-use tests::{Account, PASSWORD, PASSWORD_ENV};
+use tests::{Account, Backend, PASSWORD, PASSWORD_ENV};
 
 /// Entries of the generated tree.
 const TREE: usize = 2_000;
@@ -232,7 +232,18 @@ fn change_server(sim: &Simulator, rng: &mut Rng, count: usize, tick: &mut u64) {
 
 #[test]
 fn sigkill_during_full_syncs_loses_nothing() {
-    let account = Account::with_settings(SimOptions::default(), SETTINGS);
+    kills_during_full_syncs(Backend::Sqlite);
+}
+
+#[test]
+fn sigkill_during_full_syncs_into_postgres_loses_nothing() {
+    if let Some(backend) = Backend::postgres_or_skip() {
+        kills_during_full_syncs(backend);
+    }
+}
+
+fn kills_during_full_syncs(backend: Backend) {
+    let account = Account::with_backend(SimOptions::default(), SETTINGS, backend);
     let sim = account.sim();
     sim.generate(TREE, 1);
     let mut rng = Rng(seed());
@@ -252,11 +263,7 @@ fn sigkill_during_full_syncs_loses_nothing() {
         let hit = kill_at(&target, at);
         killed += hit as u64;
         // A kill before the first commit may leave no database at all.
-        let kept = if target.database().exists() {
-            target.records().len()
-        } else {
-            0
-        };
+        let kept = host_runner::list_records(&target.config()).map_or(0, |r| r.len());
         eprintln!("trial {trial}: kill at {at:?}: running {hit}, {kept} records committed");
         // The server moves on before the next run.
         change_server(sim, &mut rng, 5, &mut tick);
@@ -273,7 +280,18 @@ fn sigkill_during_full_syncs_loses_nothing() {
 
 #[test]
 fn sigkill_during_incremental_syncs_loses_nothing() {
-    let account = Account::with_settings(SimOptions::default(), SETTINGS);
+    kills_during_incremental_syncs(Backend::Sqlite);
+}
+
+#[test]
+fn sigkill_during_incremental_syncs_into_postgres_loses_nothing() {
+    if let Some(backend) = Backend::postgres_or_skip() {
+        kills_during_incremental_syncs(backend);
+    }
+}
+
+fn kills_during_incremental_syncs(backend: Backend) {
+    let account = Account::with_backend(SimOptions::default(), SETTINGS, backend);
     let sim = account.sim();
     sim.generate(TREE, 2);
     let mut rng = Rng(seed() ^ 0x1c2);
