@@ -3,20 +3,26 @@
 //!
 //! The account's row in `accounts` carries the lease: `lease_holder`
 //! (`host:pid`), `lease_token` (raised by one at every take) and
-//! `lease_expires`, all compared with the database's clock (`now()`), so the
-//! workers' own clocks never matter. A worker takes a lease with one
-//! `UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED)`: a free or
-//! expired lease on an account that is due; workers racing for the same row
-//! skip it rather than wait. While it syncs, a heartbeat thread (its own
-//! connection) pushes `lease_expires` forward every third of the lease's
-//! length; a worker that is killed stops beating and its lease expires.
+//! `lease_expires`, compared with the database's clock (`now()`), so the
+//! workers' own clocks never matter. While it syncs, a heartbeat thread (its
+//! own connection) pushes `lease_expires` forward every third of the lease.
 //!
-//! Expiry alone cannot stop a worker that was merely stalled (a paused VM,
-//! a partition) from committing after another took over, so every commit
-//! is fenced: it locks the account's row and checks that the token is still
-//! its own and unexpired ([`crate::store::postgres`]). A worker that lost its
-//! lease therefore commits nothing, and the one that took over goes on from
-//! the last commit, which the sync's own rules make safe to repeat.
+//! The heartbeat's connection also holds a session advisory lock on the
+//! account (`pg_try_advisory_lock`), which PostgreSQL drops the moment the
+//! connection ends: a worker that is killed gives its accounts up at once,
+//! not a lease later. A worker takes an account that is due when its lease
+//! is free, or expired, or its holder's advisory lock is gone; one
+//! conditional `UPDATE` of the row decides, so two workers racing for it
+//! cannot both win. (A lease taken on expiry alone, from a worker that
+//! stalls while still connected, carries no lock, `lease_locked = false`,
+//! and passes on only when it expires.)
+//!
+//! Expiry cannot stop a stalled worker (a paused VM, a partition) from
+//! committing after another took over, so every commit is fenced: it locks
+//! the account's row and checks that the token is still its own and
+//! unexpired ([`crate::store::postgres`]). A worker that lost its lease
+//! commits nothing, and the one that took over goes on from the last
+//! commit, which the sync's own rules make safe to repeat.
 //!
 //! Releasing clears the holder and sets `next_due`, when the account is
 //! next synced by whichever worker comes first.
@@ -70,23 +76,35 @@ impl std::fmt::Debug for Lease {
     }
 }
 
+/// The accounts among `$1` that are due (or, with `$2`, any), most overdue
+/// first.
+const CANDIDATES: &str = "
+SELECT id FROM accounts
+ WHERE key = ANY($1) AND ($2 OR next_due IS NULL OR next_due <= now())
+ ORDER BY next_due ASC NULLS FIRST, id ASC";
+
+/// Takes account `$1` if its lease is free, expired, or (`$4`: this worker
+/// just got the account's advisory lock) held by a worker whose lock is gone.
 const TAKE: &str = "
 UPDATE accounts SET lease_holder = $2, lease_token = lease_token + 1,
-       lease_expires = now() + make_interval(secs => $3)
- WHERE id = (SELECT id FROM accounts
-              WHERE key = ANY($1)
-                AND (lease_holder IS NULL OR lease_expires < now())
-                AND ($4 OR next_due IS NULL OR next_due <= now())
-              ORDER BY next_due ASC NULLS FIRST, id ASC
-              LIMIT 1
-              FOR UPDATE SKIP LOCKED)
-RETURNING id, key, lease_token";
+       lease_expires = now() + make_interval(secs => $3), lease_locked = $4
+ WHERE id = $1
+   AND (lease_holder IS NULL OR lease_expires < now() OR ($4 AND lease_locked))
+   AND ($5 OR next_due IS NULL OR next_due <= now())
+RETURNING key, lease_token";
+
+/// How long `host-runner sync` waits for an account's advisory lock before
+/// it says another worker holds the account.
+const NOW_WAIT: Duration = Duration::from_secs(3);
+
+/// The first half of every account's advisory lock key ("nc").
+const LOCK_SPACE: i32 = 0x6e63;
 
 impl Lease {
     /// Takes the lease of the most overdue of `keys` that is free (or
     /// expired) and, with [`Take::Due`], due; `None` when there is none.
     /// The accounts must have their rows ([`postgres::ensure_account`]);
-    /// `conn` takes the lease, and the heartbeat gets a connection of its own.
+    /// `conn` finds them, and the heartbeat's own connection takes one.
     pub fn take(
         conn: &mut Conn,
         target: &PostgresTarget,
@@ -96,16 +114,65 @@ impl Lease {
         take: Take,
     ) -> Result<Option<Lease>> {
         let what = describe(target);
-        let now = take == Take::Now;
-        let row = conn
+        let err = |e: ::postgres::Error| db_error(&what, &e);
+        let any = take == Take::Now;
+        let candidates: Vec<i64> = conn
             .client
-            .query_opt(TAKE, &[&keys, &holder, &ttl.as_secs_f64(), &now])
-            .map_err(|e| db_error(&what, &e))?;
-        let Some(row) = row else {
+            .query(CANDIDATES, &[&keys, &any])
+            .map_err(err)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if candidates.is_empty() {
+            return Ok(None);
+        }
+        let mut beat_conn = postgres::connect_only(target)?;
+        let client = &mut beat_conn.client;
+        let mut taken = None;
+        for account in candidates {
+            let id = i32::try_from(account).unwrap_or(i32::MAX);
+            let locked = if any {
+                // A sync by hand right after its predecessor was killed:
+                // the server may not have noticed that connection end yet.
+                // Wait for the lock itself, a few seconds at most.
+                client
+                    .batch_execute(&format!("SET lock_timeout = '{}ms'", NOW_WAIT.as_millis()))
+                    .map_err(err)?;
+                let got = client.execute("SELECT pg_advisory_lock($1, $2)", &[&LOCK_SPACE, &id]);
+                client.batch_execute("RESET lock_timeout").map_err(err)?;
+                match got {
+                    Ok(_) => true,
+                    Err(e) if e.code() == Some(&::postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
+                        false
+                    }
+                    Err(e) => return Err(err(e)),
+                }
+            } else {
+                client
+                    .query_one("SELECT pg_try_advisory_lock($1, $2)", &[&LOCK_SPACE, &id])
+                    .map_err(err)?
+                    .get(0)
+            };
+            let row = client
+                .query_opt(
+                    TAKE,
+                    &[&account, &holder, &ttl.as_secs_f64(), &locked, &any],
+                )
+                .map_err(err)?;
+            if let Some(row) = row {
+                taken = Some((account, row.get::<_, String>(0), row.get::<_, i64>(1)));
+                break;
+            }
+            if locked {
+                client
+                    .execute("SELECT pg_advisory_unlock($1, $2)", &[&LOCK_SPACE, &id])
+                    .map_err(err)?;
+            }
+        }
+        let Some((account, key, token)) = taken else {
             return Ok(None);
         };
-        let (account, key, token): (i64, String, i64) = (row.get(0), row.get(1), row.get(2));
-        let conn = postgres::connect_only(target)?;
+        let conn = beat_conn;
         let (tx, rx) = mpsc::channel();
         let target = target.clone();
         let handle = std::thread::Builder::new()
@@ -188,6 +255,7 @@ impl Beat {
                         .client
                         .execute(
                             "UPDATE accounts SET lease_holder = NULL, lease_expires = NULL,
+                                lease_locked = false,
                                 next_due = COALESCE(now() + make_interval(secs => $3), next_due)
                               WHERE id = $1 AND lease_token = $2",
                             &[account, token, &next],

@@ -113,7 +113,14 @@ impl Backend {
                 static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
                 let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let url = pg.create_database(&format!("account_{n}"));
-                std::fs::write(dir.join("db-password"), pg.password()).unwrap();
+                use std::os::unix::fs::OpenOptionsExt;
+                let mut file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(dir.join("db-password"))
+                    .unwrap();
+                std::io::Write::write_all(&mut file, pg.password().as_bytes()).unwrap();
                 format!("database = \"{url}\"\ndatabase_password_file = \"db-password\"\n")
             }
         }

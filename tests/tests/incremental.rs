@@ -263,15 +263,17 @@ proptest! {
 
 /// The same property with PostgreSQL holding the state: one server for all
 /// cases, a fresh database for each account. Fewer cases by default (each
-/// costs database round trips); `PROPTEST_CASES_POSTGRES` sets them.
+/// costs database round trips); `POSTGRES_PROPTEST_CASES` sets them.
 #[test]
 fn incremental_syncs_into_postgres_equal_a_fresh_full_sync() {
     let Some(backend) = Backend::postgres_or_skip() else {
         return;
     };
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
-        cases: cases("PROPTEST_CASES_POSTGRES", 24),
+        cases: cases("POSTGRES_PROPTEST_CASES", 24),
         max_shrink_iters: 50,
+        // The shrunk case is printed; the proptest! tests keep regressions.
+        failure_persistence: None,
         ..ProptestConfig::default()
     });
     runner

@@ -10,7 +10,7 @@
 //! accounts(id BIGSERIAL PRIMARY KEY, key TEXT UNIQUE NOT NULL, name TEXT NOT NULL,
 //!          feed_head BIGINT NOT NULL,                      -- the newest seq of the account's feed
 //!          lease_holder TEXT, lease_token BIGINT NOT NULL, lease_expires TIMESTAMPTZ,
-//!          next_due TIMESTAMPTZ)                           -- see crate::lease
+//!          lease_locked BOOLEAN NOT NULL, next_due TIMESTAMPTZ)  -- see crate::lease
 //! sync_points(account_id, key, value)                      -- PRIMARY KEY (account_id, key)
 //! known_records(account_id, external_id, parent_external_id, path TEXT COLLATE "C", data TEXT)
 //! records(account_id, external_id, ... as in SQLite ..., permissions_json JSONB, checksums_json JSONB)
@@ -60,6 +60,7 @@ CREATE TABLE accounts (
     lease_holder TEXT,
     lease_token BIGINT NOT NULL DEFAULT 0,
     lease_expires TIMESTAMPTZ,
+    lease_locked BOOLEAN NOT NULL DEFAULT false,
     next_due TIMESTAMPTZ
 );
 CREATE TABLE sync_points (
