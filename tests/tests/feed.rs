@@ -9,7 +9,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::Value;
-use tests::{Account, PASSWORD, PASSWORD_ENV};
+use nextcloud_sim::SimOptions;
+use tests::{Account, Backend, PASSWORD, PASSWORD_ENV};
 
 /// `host-runner changes ARGS --json --config …` as a child with piped stdout.
 fn changes(account: &Account, args: &[&str]) -> Child {
@@ -45,7 +46,12 @@ fn seqs(changes: &[Value]) -> Vec<i64> {
 
 /// A few rounds of edits, each synced.
 fn edited_account() -> Account {
-    let account = Account::sample();
+    edited_account_in(Backend::Sqlite)
+}
+
+fn edited_account_in(backend: Backend) -> Account {
+    let account = Account::with_backend(SimOptions::default(), "", backend);
+    account.sim().populate_sample();
     account.sync().unwrap();
     let sim = account.sim();
     sim.mkdir("/Feed").unwrap();
@@ -61,7 +67,18 @@ fn edited_account() -> Account {
 
 #[test]
 fn replaying_the_feed_gives_the_records() {
-    let account = edited_account();
+    replaying_gives_the_records(Backend::Sqlite);
+}
+
+#[test]
+fn replaying_the_postgres_feed_gives_the_records() {
+    if let Some(backend) = Backend::postgres_or_skip() {
+        replaying_gives_the_records(backend);
+    }
+}
+
+fn replaying_gives_the_records(backend: Backend) {
+    let account = edited_account_in(backend);
     let feed = read_all(&account, &["--since", "0", "--limit", "100000"]);
     let n = feed.len() as i64;
     assert_eq!(
@@ -175,9 +192,20 @@ fn lines_of(child: &mut Child) -> mpsc::Receiver<Value> {
 /// only what it had not acknowledged twice.
 #[test]
 fn a_consumer_killed_mid_read_resumes_without_missing_anything() {
+    killed_consumer_resumes(Backend::Sqlite);
+}
+
+#[test]
+fn a_postgres_consumer_killed_mid_read_resumes_without_missing_anything() {
+    if let Some(backend) = Backend::postgres_or_skip() {
+        killed_consumer_resumes(backend);
+    }
+}
+
+fn killed_consumer_resumes(backend: Backend) {
     // More changes than the pipe holds (64 KiB): once the test stops
     // reading, the reader blocks in a write, so the kill lands mid-read.
-    let account = edited_account();
+    let account = edited_account_in(backend);
     for i in 0..400 {
         account
             .sim()
@@ -232,7 +260,19 @@ fn a_consumer_killed_mid_read_resumes_without_missing_anything() {
 /// `--follow` prints what a later sync commits, and ends on SIGTERM.
 #[test]
 fn following_sees_new_commits() {
-    let account = edited_account();
+    following_sees(Backend::Sqlite);
+}
+
+/// With PostgreSQL the follower waits on LISTEN/NOTIFY.
+#[test]
+fn following_a_postgres_feed_sees_new_commits() {
+    if let Some(backend) = Backend::postgres_or_skip() {
+        following_sees(backend);
+    }
+}
+
+fn following_sees(backend: Backend) {
+    let account = edited_account_in(backend);
     let head = read_all(&account, &["--since", "0", "--limit", "100000"]).len() as i64;
     let mut follower = changes(&account, &["--since", &head.to_string(), "--follow"]);
     let lines = lines_of(&mut follower);
