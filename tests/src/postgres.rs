@@ -421,9 +421,16 @@ impl Drop for Postgres {
 }
 
 /// A server, or `None` after saying on stderr why there is none.
+///
+/// Where PostgreSQL must be there (`POSTGRES_TESTS_REQUIRED=1`, which CI
+/// sets after installing it), a server that does not start fails the test
+/// instead: a broken setup must not pass as a skip.
 pub fn start_or_skip() -> Option<Postgres> {
     match Postgres::start() {
         Ok(postgres) => Some(postgres),
+        Err(reason) if std::env::var_os("POSTGRES_TESTS_REQUIRED").is_some_and(|v| v == "1") => {
+            panic!("POSTGRES_TESTS_REQUIRED=1 but PostgreSQL did not start: {reason}")
+        }
         Err(reason) => {
             eprintln!("skipped: {reason}");
             None
