@@ -64,8 +64,12 @@ pub enum Take {
 pub struct Lease {
     token: i64,
     key: String,
-    beat: Option<(mpsc::Sender<Option<Duration>>, JoinHandle<Result<()>>)>,
+    beat: Option<Heartbeat>,
 }
+
+/// The heartbeat thread, and how to tell it to release the lease (due again
+/// after the duration, if one is given).
+type Heartbeat = (mpsc::Sender<Option<Duration>>, JoinHandle<Result<()>>);
 
 impl std::fmt::Debug for Lease {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -142,7 +146,9 @@ impl Lease {
                 client.batch_execute("RESET lock_timeout").map_err(err)?;
                 match got {
                     Ok(_) => true,
-                    Err(e) if e.code() == Some(&::postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
+                    Err(e)
+                        if e.code() == Some(&::postgres::error::SqlState::LOCK_NOT_AVAILABLE) =>
+                    {
                         false
                     }
                     Err(e) => return Err(err(e)),
