@@ -24,7 +24,11 @@ fn account(filters: &str) -> Account {
 }
 
 fn paths(account: &Account) -> BTreeSet<String> {
-    account.records().into_iter().map(|r| r.path).collect()
+    account
+        .records()
+        .into_iter()
+        .map(|r| r.record.path)
+        .collect()
 }
 
 fn folders(account: &Account) -> BTreeSet<String> {

@@ -11,7 +11,11 @@ fn mirrors_a_tree_with_every_awkward_name() {
     let listed = account.sim().listing().len() as u64;
     assert_eq!(report.new, listed);
     account.assert_mirrors_server();
-    let paths: Vec<String> = account.records().into_iter().map(|r| r.path).collect();
+    let paths: Vec<String> = account
+        .records()
+        .into_iter()
+        .map(|r| r.record.path)
+        .collect();
     for name in [
         "/Spécial #1 & 100% done/a+b.txt",
         "/Spécial #1 & 100% done/what?.txt",

@@ -28,6 +28,7 @@ fn permissions_of(account: &Account, path: &str) -> Vec<Permission> {
         .into_iter()
         .find(|r| r.path == path)
         .unwrap_or_else(|| panic!("{path} is not a record"))
+        .record
         .permissions
 }
 
@@ -202,6 +203,7 @@ fn a_mount_point_keeps_its_letters_whichever_way_it_is_read() {
             .into_iter()
             .find(|r| r.path == "/Read only")
             .unwrap()
+            .record
             .permission_letters
     };
     assert_eq!(letters(&account), "SGDNV");

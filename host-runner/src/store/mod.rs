@@ -90,49 +90,28 @@ pub fn record_heap(r: &Record) -> usize {
         + checksums
 }
 
-/// A row of the sink's `records` table.
+/// A row of the sink's `records` table: the record as the connector sent
+/// it, and what the sink adds. Reads as a [`Record`] (`r.path`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SinkRecord {
-    pub external_id: String,
-    pub parent_external_id: Option<String>,
-    pub path: String,
-    pub name: String,
-    pub is_folder: bool,
-    pub etag: String,
-    pub size: u64,
-    pub mime_type: String,
-    pub modified: i64,
-    pub created: Option<i64>,
-    pub permission_letters: String,
+    pub record: Record,
     /// The level of the first permission entry (the syncing user's).
     pub permission: Option<String>,
-    pub permissions: Vec<Permission>,
-    pub owner_id: Option<String>,
-    pub checksums: Vec<String>,
     /// 1 when first seen; +1 on each new or content-updated change.
     pub version: i64,
     pub updated_at: i64,
 }
 
-impl SinkRecord {
-    /// The record as the connector sent it.
-    fn into_record(self) -> Record {
-        Record {
-            external_id: self.external_id,
-            parent_external_id: self.parent_external_id,
-            path: self.path,
-            name: self.name,
-            is_folder: self.is_folder,
-            etag: self.etag,
-            size: self.size,
-            mime_type: self.mime_type,
-            modified: self.modified,
-            created: self.created,
-            permission_letters: self.permission_letters,
-            permissions: self.permissions,
-            owner_id: self.owner_id,
-            checksums: self.checksums,
-        }
+impl std::ops::Deref for SinkRecord {
+    type Target = Record;
+    fn deref(&self) -> &Record {
+        &self.record
+    }
+}
+
+impl std::ops::DerefMut for SinkRecord {
+    fn deref_mut(&mut self) -> &mut Record {
+        &mut self.record
     }
 }
 
@@ -657,8 +636,7 @@ fn apply(tx: &mut dyn Tx, op: &Staged, now: i64) -> Result<()> {
         }
         Staged::Change(RecordChange::Deleted(id)) => {
             if let Some(gone) = tx.delete_record(id)? {
-                let version = gone.version;
-                let data = encode(&feed::Committed::of(&gone.into_record(), version))?;
+                let data = encode(&feed::Committed::of(&gone.record, gone.version))?;
                 tx.append_change(Kind::Deleted, id, &data, now)?;
             }
             Ok(())
