@@ -184,6 +184,23 @@ pub fn without_versions(records: Vec<SinkRecord>) -> Vec<SinkRecord> {
         .collect()
 }
 
+/// Whether the records hold exactly the ids of the listing, each with its
+/// path, kind, etag and size: what a test polls for before it asserts
+/// [`assert_mirrors`].
+pub fn mirrors(records: &[SinkRecord], listing: &Listing) -> bool {
+    records.len() == listing.len()
+        && records.iter().all(|r| {
+            r.external_id
+                .parse::<u64>()
+                .ok()
+                .and_then(|id| listing.get(&id))
+                .is_some_and(|e| {
+                    (e.path.as_str(), e.is_folder, e.etag.as_str(), e.size)
+                        == (r.path.as_str(), r.is_folder, r.etag.as_str(), r.size)
+                })
+        })
+}
+
 /// Asserts the records are exactly what the server lists: same ids, paths,
 /// kinds, etags and sizes, and each record's parent is the record at its
 /// parent path.

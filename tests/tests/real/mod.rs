@@ -14,6 +14,7 @@
 mod conformance;
 mod least_privilege;
 mod sync;
+mod workers;
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
