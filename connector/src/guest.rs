@@ -324,17 +324,18 @@ impl From<http::HttpError> for HttpError {
     }
 }
 
+/// The case names the kind; the message is without the kind's prefix, which
+/// the host adds when it shows the error (`storage: storage: …` otherwise).
 impl From<Error> for wit::Error {
     fn from(e: Error) -> Self {
-        let message = e.to_string();
         match e {
-            Error::Config(_) => wit::Error::Config(message),
-            Error::Unauthorized(_) => wit::Error::Unauthorized(message),
-            Error::Http(_) => wit::Error::Http(message),
-            Error::Protocol(_) => wit::Error::Protocol(message),
-            Error::Storage(_) => wit::Error::Storage(message),
-            Error::NotFound(_) => wit::Error::NotFound(message),
-            Error::Content(_) => wit::Error::Content(message),
+            Error::Config(m) => wit::Error::Config(m),
+            Error::Unauthorized(m) => wit::Error::Unauthorized(m),
+            Error::Http(m) => wit::Error::Http(m),
+            Error::Protocol(m) => wit::Error::Protocol(m),
+            Error::Storage(m) => wit::Error::Storage(m),
+            Error::NotFound(m) => wit::Error::NotFound(m),
+            Error::Content(m) => wit::Error::Content(m),
         }
     }
 }

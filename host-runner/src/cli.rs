@@ -38,16 +38,20 @@ Exit codes:
   2  configuration or command-line problem
   3  Nextcloud rejected the credentials
   4  HTTP, server or protocol failure
-  5  storage failure: the SQLite file, or writing a downloaded file
+  5  storage failure: the SQLite file or PostgreSQL database (unreachable,
+     wrong password, newer schema), or writing a downloaded file
   6  the connector trapped or broke a sandbox limit (panic, memory, time)
   7  the connector component is missing, incompatible or does not load
-  8  another sync of the same account (database) is running
+  8  another sync or worker holds the account (its lock file or lease), or
+     took the lease over while this sync ran
 
 `run` syncs every account of the file every `interval_minutes` (default 60)
 until SIGINT or SIGTERM: the sync in flight commits its current batch and
 `run` exits 0 (a second signal exits at once with 130). A file may list
 several accounts as [[account]] tables; the other commands then take
-`--account NAME`.
+`--account NAME`. Accounts in one PostgreSQL database are shared by every
+`run` of the same file, on any machine: at most one syncs an account at a
+time (`host-runner status` shows who).
 
 Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more.";
 
@@ -55,7 +59,7 @@ Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more.";
 #[command(
     name = "host-runner",
     version,
-    about = "Runs the Nextcloud connector WebAssembly component: real HTTP, SQLite state and records",
+    about = "Runs the Nextcloud connector WebAssembly component: real HTTP, state and records in SQLite or PostgreSQL",
     after_help = AFTER_HELP
 )]
 struct Cli {

@@ -212,9 +212,17 @@ pub fn run_sync_with_stop(
 ) -> Result<SyncReport> {
     let guard = AccountGuard::acquire(config)?;
     let result = sync_holding(config, options, stop, guard.token());
-    // A sync by hand leaves the schedule `run` shares in PostgreSQL as it was.
-    guard.release(None)?;
-    result
+    // A sync by hand leaves the schedule `run` shares in PostgreSQL as it
+    // was. The sync's own error says more than a failed release (with the
+    // database gone, the lease expires by itself).
+    let released = guard.release(None);
+    match (result, released) {
+        (Ok(report), Err(e)) => {
+            tracing::warn!("the sync finished, but giving its lease back failed: {e}");
+            Ok(report)
+        }
+        (result, _) => result,
+    }
 }
 
 /// One sync while this process holds the account ([`AccountGuard`]),

@@ -72,6 +72,21 @@ impl Error {
         }
     }
 
+    /// The message without the kind's prefix (`storage: `…): what is handed
+    /// on when the error crosses to the connector and comes back as one of
+    /// its own, which gets the prefix again.
+    pub fn detail(&self) -> &str {
+        match self {
+            Error::Config(m)
+            | Error::Component(m)
+            | Error::Unauthorized(m)
+            | Error::Server(m)
+            | Error::Storage(m)
+            | Error::Guest(m)
+            | Error::Busy(m) => m,
+        }
+    }
+
     /// A short name of the kind, for JSON output.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -313,11 +313,29 @@ impl Beat {
         }
     }
 
-    /// The connection, or a new one when it was lost.
+    /// The connection, or a new one when it was lost. The account's
+    /// advisory lock went with the old connection: a new one takes it
+    /// again, or, when another worker has it by now, the lease is lost.
     fn reconnect(&self, conn: Option<Conn>) -> Result<Conn> {
-        match conn {
-            Some(c) if !c.client.is_closed() => Ok(c),
-            _ => postgres::connect_only(&self.target),
+        if let Some(c) = conn.filter(|c| !c.client.is_closed()) {
+            return Ok(c);
         }
+        let mut c = postgres::connect_only(&self.target)?;
+        let id = i32::try_from(self.account).unwrap_or(i32::MAX);
+        let locked: bool = c
+            .client
+            .query_one("SELECT pg_try_advisory_lock($1, $2)", &[&LOCK_SPACE, &id])
+            .map_err(|e| db_error(&self.what, &e))?
+            .get(0);
+        if !locked {
+            // Make the lease expire now: the commits under it are refused.
+            c.client
+                .execute(
+                    "UPDATE accounts SET lease_expires = now() WHERE id = $1 AND lease_token = $2",
+                    &[&self.account, &self.token],
+                )
+                .map_err(|e| db_error(&self.what, &e))?;
+        }
+        Ok(c)
     }
 }

@@ -690,7 +690,7 @@ impl WasiView for HostState {
 }
 
 fn fault(e: crate::Error) -> wasmtime::Error {
-    wasmtime::Error::new(StorageFault(e.to_string()))
+    wasmtime::Error::new(StorageFault(e.detail().to_string()))
 }
 
 impl types::Host for HostState {}
@@ -838,7 +838,7 @@ impl storage::Host for HostState {
     fn commit(&mut self) -> wasmtime::Result<Result<(), String>> {
         self.called()?;
         let staged = self.store.staged_len();
-        let result = self.store.commit().map_err(|e| e.to_string());
+        let result = self.store.commit().map_err(|e| e.detail().to_string());
         match &result {
             Ok(()) => {
                 tracing::debug!("committed {staged} staged writes");

@@ -185,8 +185,30 @@ pub fn describe(target: &PostgresTarget) -> String {
     format!("PostgreSQL database `{}`", target.url)
 }
 
-/// Wraps a driver error with the database it came from and what to do.
+/// Wraps a driver error with the database it came from, the server's reason
+/// and what to do.
 pub fn db_error(what: &str, e: &postgres::Error) -> Error {
+    // The driver's own text for an error the server sent is just "db
+    // error"; the reason is the server's message.
+    let reason = match e.as_db_error() {
+        Some(db) => {
+            let mut reason = format!("{}: {}", db.severity(), db.message());
+            if let Some(detail) = db.detail() {
+                reason.push_str(&format!(" ({detail})"));
+            }
+            reason
+        }
+        None => {
+            let mut reason = e.to_string();
+            if let Some(source) = std::error::Error::source(e) {
+                let source = source.to_string();
+                if !reason.contains(&source) {
+                    reason.push_str(&format!(": {source}"));
+                }
+            }
+            reason
+        }
+    };
     let hint = if e.as_db_error().is_some_and(|d| d.code().code() == "28P01") {
         "; check the role and the password in the variable named by `database_password_env` (default PGPASSWORD) or in `database_password_file`"
     } else if e.is_closed() || e.as_db_error().is_none() {
@@ -194,7 +216,7 @@ pub fn db_error(what: &str, e: &postgres::Error) -> Error {
     } else {
         ""
     };
-    Error::Storage(format!("{what}: {e}{hint}"))
+    Error::Storage(format!("{what}: {reason}{hint}"))
 }
 
 /// Connects and migrates the schema forward.
@@ -474,6 +496,7 @@ impl Backend for Postgres {
         let mut writes = PgTx {
             tx: &mut tx,
             statements,
+            what: &what,
             account,
             head,
         };
@@ -720,6 +743,8 @@ impl Backend for Postgres {
 struct PgTx<'a, 't> {
     tx: &'a mut postgres::Transaction<'t>,
     statements: &'a mut HashMap<&'static str, Statement>,
+    /// The database, for messages.
+    what: &'a str,
     account: i64,
     /// The last sequence number given out.
     head: i64,
@@ -728,9 +753,8 @@ struct PgTx<'a, 't> {
 impl PgTx<'_, '_> {
     fn run(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
         let s = self.prepare(sql)?;
-        self.tx
-            .execute(&s, params)
-            .map_err(|e| Error::Storage(format!("commit failed: {e}")))
+        let what = self.what;
+        self.tx.execute(&s, params).map_err(|e| db_error(what, &e))
     }
 
     fn rows(
@@ -739,19 +763,16 @@ impl PgTx<'_, '_> {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<postgres::Row>> {
         let s = self.prepare(sql)?;
-        self.tx
-            .query(&s, params)
-            .map_err(|e| Error::Storage(format!("commit failed: {e}")))
+        let what = self.what;
+        self.tx.query(&s, params).map_err(|e| db_error(what, &e))
     }
 
     fn prepare(&mut self, sql: &'static str) -> Result<Statement> {
         if let Some(s) = self.statements.get(sql) {
             return Ok(s.clone());
         }
-        let s = self
-            .tx
-            .prepare(sql)
-            .map_err(|e| Error::Storage(format!("commit failed: {e}")))?;
+        let what = self.what;
+        let s = self.tx.prepare(sql).map_err(|e| db_error(what, &e))?;
         self.statements.insert(sql, s.clone());
         Ok(s)
     }
