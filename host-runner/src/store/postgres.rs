@@ -499,8 +499,12 @@ impl Backend for Postgres {
             what: &what,
             account,
             head,
+            known: KnownRows::default(),
+            changes: ChangeRows::default(),
         };
         apply(&mut writes)?;
+        writes.flush_known()?;
+        writes.flush_changes()?;
         let new_head = writes.head;
         if new_head != head {
             tx.execute(
@@ -748,9 +752,66 @@ struct PgTx<'a, 't> {
     account: i64,
     /// The last sequence number given out.
     head: i64,
+    /// Known records and feed entries wait here and go in one statement
+    /// each (a round trip apiece cost more than the writes): nothing a
+    /// commit reads is in those tables, and a known record staged twice
+    /// sends the first first.
+    known: KnownRows,
+    changes: ChangeRows,
+}
+
+#[derive(Default)]
+struct KnownRows {
+    ids: Vec<String>,
+    parents: Vec<Option<String>>,
+    paths: Vec<String>,
+    data: Vec<String>,
+    /// `ids`, to see a second write of one.
+    seen: std::collections::HashSet<String>,
+}
+
+#[derive(Default)]
+struct ChangeRows {
+    seqs: Vec<i64>,
+    kinds: Vec<&'static str>,
+    ids: Vec<String>,
+    data: Vec<String>,
+    at: Vec<i64>,
 }
 
 impl PgTx<'_, '_> {
+    fn flush_known(&mut self) -> Result<()> {
+        if self.known.ids.is_empty() {
+            return Ok(());
+        }
+        let k = std::mem::take(&mut self.known);
+        let a = self.account;
+        self.run(
+            "INSERT INTO known_records (account_id, external_id, parent_external_id, path, data)
+             SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[])
+             ON CONFLICT (account_id, external_id) DO UPDATE SET
+                parent_external_id = excluded.parent_external_id, path = excluded.path, data = excluded.data",
+            &[&a, &k.ids, &k.parents, &k.paths, &k.data],
+        )
+        .map(drop)
+    }
+
+    fn flush_changes(&mut self) -> Result<()> {
+        if self.changes.seqs.is_empty() {
+            return Ok(());
+        }
+        let c = std::mem::take(&mut self.changes);
+        let a = self.account;
+        self.run(
+            "INSERT INTO changes (account_id, seq, kind, external_id, data, committed_at)
+             SELECT $1, seq, kind, external_id, data::jsonb, committed_at
+               FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[])
+                 AS u(seq, kind, external_id, data, committed_at)",
+            &[&a, &c.seqs, &c.kinds, &c.ids, &c.data, &c.at],
+        )
+        .map(drop)
+    }
+
     fn run(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
         let s = self.prepare(sql)?;
         let what = self.what;
@@ -790,24 +851,21 @@ impl Tx for PgTx<'_, '_> {
     }
 
     fn put_known(&mut self, record: &Record, data: &str) -> Result<()> {
-        let a = self.account;
-        self.run(
-            "INSERT INTO known_records (account_id, external_id, parent_external_id, path, data)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (account_id, external_id) DO UPDATE SET
-                parent_external_id = excluded.parent_external_id, path = excluded.path, data = excluded.data",
-            &[
-                &a,
-                &record.external_id,
-                &record.parent_external_id,
-                &record.path,
-                &data,
-            ],
-        )
-        .map(drop)
+        // One statement cannot write a row twice.
+        if self.known.seen.contains(&record.external_id) {
+            self.flush_known()?;
+        }
+        let k = &mut self.known;
+        k.seen.insert(record.external_id.clone());
+        k.ids.push(record.external_id.clone());
+        k.parents.push(record.parent_external_id.clone());
+        k.paths.push(record.path.clone());
+        k.data.push(data.to_string());
+        Ok(())
     }
 
     fn remove_known(&mut self, external_id: &str) -> Result<()> {
+        self.flush_known()?;
         let a = self.account;
         self.run(
             "DELETE FROM known_records WHERE account_id = $1 AND external_id = $2",
@@ -893,14 +951,13 @@ impl Tx for PgTx<'_, '_> {
     }
 
     fn append_change(&mut self, kind: Kind, external_id: &str, data: &str, now: i64) -> Result<()> {
-        let a = self.account;
         self.head += 1;
-        let seq = self.head;
-        self.run(
-            "INSERT INTO changes (account_id, seq, kind, external_id, data, committed_at)
-             VALUES ($1, $2, $3, $4, $5::text::jsonb, $6)",
-            &[&a, &seq, &kind.as_str(), &external_id, &data, &now],
-        )
-        .map(drop)
+        let c = &mut self.changes;
+        c.seqs.push(self.head);
+        c.kinds.push(kind.as_str());
+        c.ids.push(external_id.to_string());
+        c.data.push(data.to_string());
+        c.at.push(now);
+        Ok(())
     }
 }
