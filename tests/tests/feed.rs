@@ -8,8 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use serde_json::Value;
 use nextcloud_sim::SimOptions;
+use serde_json::Value;
 use tests::{Account, Backend, PASSWORD, PASSWORD_ENV};
 
 /// `host-runner changes ARGS --json --config …` as a child with piped stdout.
