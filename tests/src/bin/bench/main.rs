@@ -8,6 +8,10 @@
 //! target/release/bench                     # 10k, 100k and 1M entries (minutes)
 //! target/release/bench --json              # one JSON document on stdout
 //! target/release/bench --entries 10000 --download-mib 256   # quick
+//! # PostgreSQL: SQLite against PostgreSQL on the same tree (full sync and
+//! # feed read), and 1 against 3 workers sharing 10 accounts by lease
+//! target/release/bench --no-trees --download-mib 0 --entries 10000 \
+//!     --compare-backends --workers-accounts 10 --workers-entries 1000
 //! ```
 
 use clap::Parser;
@@ -20,12 +24,15 @@ macro_rules! note {
     };
 }
 
+mod backends;
 mod component;
 mod download;
+mod pgreport;
 mod process;
 mod rclone;
 mod report;
 mod sync;
+mod workers;
 
 use process::{BUILD, sibling};
 use report::{Results, Tree};
@@ -70,6 +77,32 @@ struct Args {
     /// Print one JSON document instead of tables.
     #[arg(long)]
     json: bool,
+    /// Skip the full, rclone and incremental measurements of each tree (the
+    /// PostgreSQL measurements below still run).
+    #[arg(long)]
+    no_trees: bool,
+    /// On each --entries tree, also a full sync into a fresh SQLite file and
+    /// a fresh PostgreSQL database (a throwaway server), each followed by a
+    /// read of the whole change feed, in process and by `host-runner
+    /// changes --json` page by page.
+    #[arg(long)]
+    compare_backends: bool,
+    /// Changes per feed read (per `host-runner changes --limit`).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    feed_limit: u32,
+    /// Accounts (each its own simulator) shared by `host-runner run` workers
+    /// on one PostgreSQL database; 0 skips the workers measurement.
+    #[arg(long, default_value_t = 0)]
+    workers_accounts: usize,
+    /// Generated entries per account of the workers measurement.
+    #[arg(long, default_value_t = 10_000)]
+    workers_entries: usize,
+    /// Numbers of worker processes to compare, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,3")]
+    workers: Vec<usize>,
+    /// Give up on a worker count after this many seconds.
+    #[arg(long, default_value_t = 3600)]
+    workers_timeout: u64,
 }
 
 fn main() {
@@ -77,6 +110,11 @@ fn main() {
     let runs = args.runs as usize;
     let host_runner_e2e = sibling("host-runner-e2e");
     let host_runner = (args.download_mib > 0).then(|| sibling("host-runner"));
+    let wants_postgres = args.compare_backends || args.workers_accounts > 0;
+    let host_runner_cli = wants_postgres.then(|| sibling("host-runner"));
+    if args.workers.contains(&0) {
+        process::fail("--workers: each number of workers must be at least 1");
+    }
     if !tests_wasm_exists() {
         process::fail(&format!(
             "the connector component is missing; build it with\n  {BUILD}"
@@ -101,7 +139,7 @@ fn main() {
     };
 
     let mut trees = Vec::new();
-    for &entries in &args.entries {
+    for &entries in args.entries.iter().filter(|_| !args.no_trees) {
         note!("tree of {entries} entries");
         let account = sync::generated(entries);
         let full = sync::full(&account, &host_runner_e2e, entries);
@@ -132,11 +170,56 @@ fn main() {
         download::bench(&exe, args.download_mib, runs, args.download_stored)
     });
 
+    let postgres = wants_postgres.then(|| {
+        note!("starting a throwaway PostgreSQL server");
+        let pg = std::sync::Arc::new(
+            tests::postgres::Postgres::start()
+                .unwrap_or_else(|e| process::fail(&format!("no PostgreSQL: {e}"))),
+        );
+        process::stop_on_fail(pg.clone());
+        pg
+    });
+    let mut backends = Vec::new();
+    if let (true, Some(pg), Some(cli)) = (args.compare_backends, &postgres, &host_runner_cli) {
+        for &entries in &args.entries {
+            note!("SQLite against PostgreSQL on a tree of {entries} entries");
+            backends.extend(backends::compare(
+                entries,
+                pg,
+                &host_runner_e2e,
+                cli,
+                args.feed_limit,
+            ));
+        }
+    }
+    let mut worker_runs = Vec::new();
+    if let (true, Some(pg), Some(cli)) = (args.workers_accounts > 0, &postgres, &host_runner_cli) {
+        let fleet = workers::Fleet::generate(args.workers_accounts, args.workers_entries);
+        let component = tests::connector_wasm();
+        for &count in &args.workers {
+            note!(
+                "{count} worker(s) on {} accounts of {} entries",
+                args.workers_accounts,
+                args.workers_entries
+            );
+            worker_runs.push(fleet.run(
+                pg,
+                cli,
+                &component,
+                count,
+                std::time::Duration::from_secs(args.workers_timeout),
+            ));
+        }
+    }
+
     let results = Results {
         component,
         rclone_note,
         trees,
         download,
+        backends,
+        workers: worker_runs,
+        cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
     };
     if args.json {
         println!(
@@ -146,6 +229,8 @@ fn main() {
     } else {
         print!("{}", report::tables(&results));
     }
+    process::release_postgres();
+    drop(postgres);
 }
 
 /// Whether `cargo guest` has built the connector ([`tests::connector_wasm`]

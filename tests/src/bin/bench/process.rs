@@ -72,9 +72,30 @@ pub fn sibling(name: &str) -> PathBuf {
     path
 }
 
+/// The PostgreSQL server the benchmark started, if any: [`fail`] exits
+/// without running destructors, so it stops the server itself.
+static POSTGRES: std::sync::Mutex<Option<std::sync::Arc<tests::postgres::Postgres>>> =
+    std::sync::Mutex::new(None);
+
+/// Has [`fail`] stop `postgres` before the benchmark exits.
+pub fn stop_on_fail(postgres: std::sync::Arc<tests::postgres::Postgres>) {
+    *POSTGRES.lock().unwrap_or_else(|e| e.into_inner()) = Some(postgres);
+}
+
+/// Undoes [`stop_on_fail`], so the server stops when the last of its
+/// owners drops it.
+pub fn release_postgres() {
+    POSTGRES.lock().unwrap_or_else(|e| e.into_inner()).take();
+}
+
 /// Ends the benchmark with a message on stderr.
 pub fn fail(message: &str) -> ! {
     eprintln!("bench: {message}");
+    let postgres = POSTGRES.try_lock().ok().and_then(|mut p| p.take());
+    if let Some(postgres) = postgres {
+        // Its data directory stays behind: only its drop removes that.
+        let _ = std::panic::catch_unwind(|| postgres.stop());
+    }
     std::process::exit(1)
 }
 

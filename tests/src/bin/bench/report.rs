@@ -5,10 +5,12 @@ use std::fmt::Write;
 
 use serde_json::{Value, json};
 
+use crate::backends::BackendRun;
 use crate::component::ComponentCost;
 use crate::download::{Client, Download};
 use crate::rclone::RcloneListing;
 use crate::sync::{FullSync, IncrementalSync};
+use crate::workers::WorkersRun;
 
 pub const RCLONE_MISSING: &str = "rclone not found (apt-get install rclone)";
 pub const RCLONE_SKIPPED: &str = "rclone skipped (--no-rclone)";
@@ -50,6 +52,12 @@ pub struct Results {
     pub rclone_note: Option<&'static str>,
     pub trees: Vec<Tree>,
     pub download: Option<Download>,
+    /// SQLite against PostgreSQL (`--compare-backends`), per tree.
+    pub backends: Vec<BackendRun>,
+    /// Workers sharing accounts (`--workers-accounts`), per worker count.
+    pub workers: Vec<WorkersRun>,
+    /// CPU cores this machine offers the benchmark.
+    pub cores: usize,
 }
 
 impl Tree {
@@ -214,7 +222,7 @@ fn target<'a>(all: &'a [Target], key: &str) -> &'a Target {
 }
 
 /// Three significant digits, without exponent.
-fn num(x: f64) -> String {
+pub(crate) fn num(x: f64) -> String {
     if x == 0.0 || !x.is_finite() {
         return format!("{x}");
     }
@@ -222,7 +230,7 @@ fn num(x: f64) -> String {
     format!("{x:.decimals$}")
 }
 
-fn opt(x: Option<f64>) -> String {
+pub(crate) fn opt(x: Option<f64>) -> String {
     x.map(num).unwrap_or_default()
 }
 
@@ -236,7 +244,7 @@ fn met(m: Option<bool>) -> String {
 }
 
 /// A tree size as people say it: 10k, 1M.
-fn size(n: usize) -> String {
+pub(crate) fn size(n: usize) -> String {
     if n >= 1_000_000 && n.is_multiple_of(1_000_000) {
         format!("{}M", n / 1_000_000)
     } else if n >= 1000 && n.is_multiple_of(1000) {
@@ -247,7 +255,7 @@ fn size(n: usize) -> String {
 }
 
 /// A markdown table with its columns padded to line up in a terminal.
-fn table(out: &mut String, header: Vec<String>, rows: Vec<Vec<String>>) {
+pub(crate) fn table(out: &mut String, header: Vec<String>, rows: Vec<Vec<String>>) {
     let width = |i: usize| {
         std::iter::once(&header)
             .chain(&rows)
@@ -335,6 +343,7 @@ pub fn tables(r: &Results) -> String {
         incremental_table(&mut out, r);
     }
     download_table(&mut out, r, &all);
+    crate::pgreport::tables(&mut out, r);
 
     let measured: Vec<&Target> = all.iter().filter(|t| t.value.is_some()).collect();
     let _ = writeln!(
@@ -632,7 +641,7 @@ fn download_table(out: &mut String, r: &Results, all: &[Target]) {
 }
 
 /// Rounded for reading; JSON keeps no more digits than were measured.
-fn round(x: f64) -> f64 {
+pub(crate) fn round(x: f64) -> f64 {
     (x * 1e4).round() / 1e4
 }
 
@@ -741,6 +750,8 @@ pub fn json(r: &Results) -> Value {
         "listing_vs_rclone": rclone,
         "incremental": incremental,
         "download": download,
+        "backends": crate::pgreport::backends_json(r),
+        "workers": crate::pgreport::workers_json(r),
         "targets": targets,
     })
 }

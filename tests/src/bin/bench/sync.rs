@@ -19,6 +19,8 @@ pub struct SyncRun {
     pub cost: Cost,
     pub requests: u64,
     pub bytes_received: u64,
+    /// Storage commits (0 when the summary does not say).
+    pub commits: u64,
 }
 
 /// A full sync of a generated tree.
@@ -79,6 +81,7 @@ pub fn sync(account: &Account, host_runner_e2e: &Path) -> SyncRun {
         cost,
         requests: count("requests"),
         bytes_received: count("bytes_received"),
+        commits: summary["commits"].as_u64().unwrap_or(0),
     }
 }
 
