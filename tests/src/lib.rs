@@ -11,6 +11,7 @@ pub mod files;
 pub mod nextcloud;
 pub mod postgres;
 pub mod remote;
+pub mod rng;
 pub mod scenario;
 
 use host_runner::{Config, RunOptions, Secret, SinkRecord, SyncReport};
@@ -296,22 +297,25 @@ impl Account {
     /// Asserts the records are exactly what a Depth: infinity listing of the
     /// server holds: same ids, paths, parents, kinds, etags and sizes.
     pub fn assert_mirrors_server(&self) {
-        let listing: nextcloud::Listing = self
-            .sim()
-            .listing()
-            .into_iter()
-            .map(|e| {
-                let entry = nextcloud::Listed {
-                    path: e.path,
-                    is_folder: e.is_folder,
-                    etag: e.etag,
-                    size: e.size,
-                };
-                (e.fileid, entry)
-            })
-            .collect();
-        remote::assert_mirrors(&self.records(), &listing);
+        remote::assert_mirrors(&self.records(), &listing_of(self.sim().listing()));
     }
+}
+
+/// A simulated user's Depth: infinity listing, in the shape the real
+/// server's is compared in.
+pub fn listing_of(entries: Vec<nextcloud_sim::SimEntry>) -> nextcloud::Listing {
+    entries
+        .into_iter()
+        .map(|e| {
+            let entry = nextcloud::Listed {
+                path: e.path,
+                is_folder: e.is_folder,
+                etag: e.etag,
+                size: e.size,
+            };
+            (e.fileid, entry)
+        })
+        .collect()
 }
 
 /// Counts of a report, for compact assertions.

@@ -22,6 +22,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nextcloud_sim::{Intercept, SimOptions, Simulator};
+use tests::rng::Rng;
 use tests::{Account, Backend, PASSWORD, PASSWORD_ENV};
 
 /// Entries of the generated tree.
@@ -41,23 +42,6 @@ fn seed() -> u64 {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(0x6b11_1ed5)
-}
-
-/// splitmix64: reproducible moments from the seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
 }
 
 fn sync_command(account: &Account) -> Command {

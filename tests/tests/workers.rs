@@ -31,7 +31,8 @@ use host_runner::{Config, ConfigFile};
 use nextcloud_sim::{Server, SimOptions, Simulator, UserSpec};
 use tests::edits::{self, Edit};
 use tests::files::SimFiles;
-use tests::{PASSWORD, PASSWORD_ENV, nextcloud, remote};
+use tests::rng::Rng;
+use tests::{PASSWORD, PASSWORD_ENV, remote};
 
 const ACCOUNTS: usize = 30;
 const WORKERS: usize = 3;
@@ -47,27 +48,6 @@ fn seed() -> u64 {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(0x3_f0c4_11ed)
-}
-
-/// splitmix64: reproducible moments and edits from the seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    fn index(&mut self, n: usize) -> usize {
-        self.below(n as u64) as usize
-    }
 }
 
 fn user(i: usize) -> String {
@@ -626,20 +606,7 @@ fn check_feed(conn: &mut Conn, name: &str, id: i64) -> usize {
 /// The account's records against a Depth: infinity listing of its user, by
 /// the harness's own comparison (ids, paths, kinds, etags, sizes, parents).
 fn assert_mirrors(sim: &Simulator, config: &Config) {
-    let listing: nextcloud::Listing = sim
-        .as_user(&config.username)
-        .listing()
-        .into_iter()
-        .map(|e| {
-            let entry = nextcloud::Listed {
-                path: e.path,
-                is_folder: e.is_folder,
-                etag: e.etag,
-                size: e.size,
-            };
-            (e.fileid, entry)
-        })
-        .collect();
+    let listing = tests::listing_of(sim.as_user(&config.username).listing());
     let records = host_runner::list_records(config).expect("records list");
     remote::assert_mirrors(&records, &listing);
 }
