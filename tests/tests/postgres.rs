@@ -361,13 +361,10 @@ fn a_wrong_database_password_is_named_and_never_printed() {
     account.assert_mirrors_server();
 }
 
-/// BUG (reported; host-runner not fixed here): `db_error` in
-/// host-runner/src/store/postgres.rs formats the driver's error with `{e}`,
-/// which for an error the server sent is only "db error": PostgreSQL's own
-/// reason ("password authentication failed for user …", "database … does
-/// not exist") never reaches the user. A missing database gets no hint at
-/// all: "storage: PostgreSQL database `…`: db error". This test fails until
-/// the message carries the server's reason.
+/// PostgreSQL's own reason ("password authentication failed for user …",
+/// "database … does not exist") reaches the user: the driver's text for an
+/// error the server sent is only "db error" (it once was all the message
+/// said).
 #[test]
 fn the_database_servers_reason_reaches_the_message() {
     let Some(backend) = Backend::postgres_or_skip() else {
@@ -406,11 +403,11 @@ fn the_database_servers_reason_reaches_the_message() {
     let wrong_password = out.said();
     assert!(
         no_database.contains("does not exist"),
-        "BUG: a missing database is not called missing: {no_database}"
+        "a missing database is not called missing: {no_database}"
     );
     assert!(
         wrong_password.contains("password authentication failed"),
-        "BUG: PostgreSQL's reason is not in the message: {wrong_password}"
+        "PostgreSQL's reason is not in the message: {wrong_password}"
     );
 }
 
@@ -744,14 +741,11 @@ fn status_json_after_a_sync_shows_the_outcome_lag_and_lease() {
     assert_eq!(again["holder"], Value::Null, "{again}");
 }
 
-/// PARTLY A BUG (reported; host-runner not fixed here): the writes of a
-/// commit (`PgTx::run`, `PgTx::rows`, `PgTx::prepare` in
-/// host-runner/src/store/postgres.rs) wrap a refused statement as
-/// "commit failed: {e}" instead of going through `db_error`: the message
-/// names no database and (the driver's `{e}` being "db error") no reason.
-/// Everything else here holds: the whole batch rolls back, the feed keeps
-/// no gap, and the next sync converges. The message check comes last, so
-/// this test fails only on it.
+/// A statement PostgreSQL refuses inside a commit (a trigger here): the
+/// whole batch rolls back, the feed keeps no gap, the next sync converges,
+/// and the message names the database and the server's reason, with the
+/// error's kind said once (it once read "storage: storage: storage: commit
+/// failed: db error").
 #[test]
 fn a_write_refused_mid_commit_rolls_the_batch_back_and_names_the_database() {
     let Some(backend) = Backend::postgres_or_skip() else {
@@ -804,14 +798,14 @@ fn a_write_refused_mid_commit_rolls_the_batch_back_and_names_the_database() {
 
     assert!(
         said.contains(&url),
-        "BUG: a statement refused inside a commit does not name the database {url}: {said}"
+        "a statement refused inside a commit does not name the database {url}: {said}"
     );
     assert!(
         said.contains("refused by the test"),
-        "BUG: PostgreSQL's reason is not in the message: {said}"
+        "PostgreSQL's reason is not in the message: {said}"
     );
     assert!(
         !said.contains("storage: storage:"),
-        "BUG: the error's kind is prefixed more than once: {said}"
+        "the error's kind is prefixed more than once: {said}"
     );
 }
