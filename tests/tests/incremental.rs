@@ -270,7 +270,7 @@ fn incremental_syncs_into_postgres_equal_a_fresh_full_sync() {
         return;
     };
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
-        cases: cases("POSTGRES_PROPTEST_CASES", 24),
+        cases: cases("POSTGRES_PROPTEST_CASES", 12),
         max_shrink_iters: 50,
         // The shrunk case is printed; the proptest! tests keep regressions.
         failure_persistence: None,
