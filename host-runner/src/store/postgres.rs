@@ -69,8 +69,12 @@ CREATE TABLE sync_points (
     value TEXT NOT NULL,
     PRIMARY KEY (account_id, key)
 );
+-- The tables written once per record carry no foreign key: a check per row
+-- against `accounts`, whose rows every commit updates, cost more than the
+-- write (and the planner turned it into a scan of every version of every
+-- account row). Only this module writes account ids.
 CREATE TABLE known_records (
-    account_id BIGINT NOT NULL REFERENCES accounts(id),
+    account_id BIGINT NOT NULL,
     external_id TEXT NOT NULL,
     parent_external_id TEXT,
     path TEXT COLLATE \"C\" NOT NULL,
@@ -80,7 +84,7 @@ CREATE TABLE known_records (
 CREATE INDEX known_records_path ON known_records(account_id, path);
 CREATE INDEX known_records_parent ON known_records(account_id, parent_external_id, path);
 CREATE TABLE records (
-    account_id BIGINT NOT NULL REFERENCES accounts(id),
+    account_id BIGINT NOT NULL,
     external_id TEXT NOT NULL,
     parent_external_id TEXT,
     path TEXT COLLATE \"C\" NOT NULL,
@@ -121,7 +125,7 @@ CREATE TABLE host_identities (
     user_id TEXT NOT NULL
 );
 CREATE TABLE changes (
-    account_id BIGINT NOT NULL REFERENCES accounts(id),
+    account_id BIGINT NOT NULL,
     seq BIGINT NOT NULL,
     kind TEXT NOT NULL,
     external_id TEXT NOT NULL,
@@ -236,8 +240,14 @@ pub fn ensure_account(conn: &mut Conn, what: &str, key: &str, name: &str) -> Res
     Ok(conn
         .client
         .query_one(
-            "INSERT INTO accounts (key, name) VALUES ($1, $2)
-             ON CONFLICT (key) DO UPDATE SET name = excluded.name RETURNING id",
+            // Every connection asks; only a new account or a new name
+            // writes (a row version per connection bloated the hot table).
+            "WITH written AS (
+                INSERT INTO accounts (key, name) VALUES ($1, $2)
+                ON CONFLICT (key) DO UPDATE SET name = excluded.name
+                WHERE accounts.name IS DISTINCT FROM excluded.name
+                RETURNING id)
+             SELECT id FROM written UNION ALL SELECT id FROM accounts WHERE key = $1 LIMIT 1",
             &[&key, &name],
         )
         .map_err(|e| db_error(what, &e))?
