@@ -1,11 +1,12 @@
 //! The configuration parser on arbitrary text. Never a panic; an accepted
 //! configuration is normalised: its base URL reads back unchanged, has no
-//! trailing slash and is on the origin it was given, its numbers are in range.
+//! trailing slash and is on the origin it was given, its numbers are in range,
+//! its database an absolute path or a PostgreSQL URL.
 #![no_main]
 
 use std::path::Path;
 
-use host_runner::config::{Config, ConfigFile, normalize_base_url};
+use host_runner::config::{Config, ConfigFile, Database, normalize_base_url};
 use libfuzzer_sys::fuzz_target;
 
 fn check(config: &Config) {
@@ -18,7 +19,10 @@ fn check(config: &Config) {
     assert!(!config.username.trim().is_empty());
     assert!((1..=10_000).contains(&config.batch_size));
     assert!(config.limits.http_timeout_seconds >= 1);
-    assert!(config.database.is_absolute());
+    match &config.database {
+        Database::Sqlite(path) => assert!(path.is_absolute()),
+        Database::Postgres(target) => assert!(target.url.starts_with("postgres"), "{}", target.url),
+    }
 }
 
 fuzz_target!(|data: &[u8]| {
