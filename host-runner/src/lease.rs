@@ -104,6 +104,34 @@ const NOW_WAIT: Duration = Duration::from_secs(3);
 /// The first half of every account's advisory lock key ("nc").
 const LOCK_SPACE: i32 = 0x6e63;
 
+/// The second half of an account's advisory lock key.
+fn lock_id(account: i64) -> i32 {
+    i32::try_from(account).unwrap_or(i32::MAX)
+}
+
+/// Takes the account's advisory lock for `client`'s session; whether it got
+/// it. With `wait`, waits for it up to [`NOW_WAIT`].
+fn lock_account(
+    client: &mut ::postgres::Client,
+    account: i64,
+    wait: bool,
+) -> std::result::Result<bool, ::postgres::Error> {
+    let key = (LOCK_SPACE, lock_id(account));
+    if !wait {
+        return Ok(client
+            .query_one("SELECT pg_try_advisory_lock($1, $2)", &[&key.0, &key.1])?
+            .get(0));
+    }
+    client.batch_execute(&format!("SET lock_timeout = '{}ms'", NOW_WAIT.as_millis()))?;
+    let got = client.execute("SELECT pg_advisory_lock($1, $2)", &[&key.0, &key.1]);
+    client.batch_execute("RESET lock_timeout")?;
+    match got {
+        Ok(_) => Ok(true),
+        Err(e) if e.code() == Some(&::postgres::error::SqlState::LOCK_NOT_AVAILABLE) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 impl Lease {
     /// Takes the lease of the most overdue of `keys` that is free (or
     /// expired) and, with [`Take::Due`], due; `None` when there is none.
@@ -130,35 +158,14 @@ impl Lease {
         if candidates.is_empty() {
             return Ok(None);
         }
-        let mut beat_conn = postgres::connect_only(target)?;
+        let mut beat_conn = postgres::open(target)?;
         let client = &mut beat_conn.client;
         let mut taken = None;
         for account in candidates {
-            let id = i32::try_from(account).unwrap_or(i32::MAX);
-            let locked = if any {
-                // A sync by hand right after its predecessor was killed:
-                // the server may not have noticed that connection end yet.
-                // Wait for the lock itself, a few seconds at most.
-                client
-                    .batch_execute(&format!("SET lock_timeout = '{}ms'", NOW_WAIT.as_millis()))
-                    .map_err(err)?;
-                let got = client.execute("SELECT pg_advisory_lock($1, $2)", &[&LOCK_SPACE, &id]);
-                client.batch_execute("RESET lock_timeout").map_err(err)?;
-                match got {
-                    Ok(_) => true,
-                    Err(e)
-                        if e.code() == Some(&::postgres::error::SqlState::LOCK_NOT_AVAILABLE) =>
-                    {
-                        false
-                    }
-                    Err(e) => return Err(err(e)),
-                }
-            } else {
-                client
-                    .query_one("SELECT pg_try_advisory_lock($1, $2)", &[&LOCK_SPACE, &id])
-                    .map_err(err)?
-                    .get(0)
-            };
+            // A sync by hand may come right after its predecessor was
+            // killed, before the server noticed that connection end: it
+            // waits for the lock itself, a few seconds at most.
+            let locked = lock_account(client, account, any).map_err(err)?;
             let row = client
                 .query_opt(
                     TAKE,
@@ -171,7 +178,10 @@ impl Lease {
             }
             if locked {
                 client
-                    .execute("SELECT pg_advisory_unlock($1, $2)", &[&LOCK_SPACE, &id])
+                    .execute(
+                        "SELECT pg_advisory_unlock($1, $2)",
+                        &[&LOCK_SPACE, &lock_id(account)],
+                    )
                     .map_err(err)?;
             }
         }
@@ -320,13 +330,9 @@ impl Beat {
         if let Some(c) = conn.filter(|c| !c.client.is_closed()) {
             return Ok(c);
         }
-        let mut c = postgres::connect_only(&self.target)?;
-        let id = i32::try_from(self.account).unwrap_or(i32::MAX);
-        let locked: bool = c
-            .client
-            .query_one("SELECT pg_try_advisory_lock($1, $2)", &[&LOCK_SPACE, &id])
-            .map_err(|e| db_error(&self.what, &e))?
-            .get(0);
+        let mut c = postgres::open(&self.target)?;
+        let locked = lock_account(&mut c.client, self.account, false)
+            .map_err(|e| db_error(&self.what, &e))?;
         if !locked {
             // Make the lease expire now: the commits under it are refused.
             c.client

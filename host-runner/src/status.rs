@@ -4,7 +4,7 @@
 use crate::config::{Config, ConfigFile, Database};
 use crate::error::Result;
 use crate::render::printable;
-use crate::store::{LeaseState, Store, StoreCounts, SyncRun};
+use crate::store::{KEPT_SYNC_RUNS, LeaseState, Store, StoreCounts, SyncRun};
 use crate::timefmt::{now_unix_ms, rfc3339_utc};
 use serde::Serialize;
 use std::fmt::Write;
@@ -67,7 +67,7 @@ fn fill(config: &Config, status: &mut AccountStatus) -> Result<()> {
         return Ok(());
     }
     let store = Store::connect_existing(config)?;
-    let runs = store.sync_runs(100)?;
+    let runs = store.sync_runs(KEPT_SYNC_RUNS)?;
     status.last_sync = runs.first().cloned();
     status.last_success = runs
         .iter()

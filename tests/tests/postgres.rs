@@ -699,6 +699,35 @@ fn a_second_sync_of_a_leased_account_is_busy_at_once() {
     assert_eq!(idle["last_sync"]["outcome"], "ok", "{idle}");
 }
 
+/// `status` keeps the latest syncs of each account, and only its own: a
+/// second account's history in the same database is not cut.
+#[test]
+fn only_the_latest_syncs_of_each_account_are_kept() {
+    use host_runner::store::KEPT_SYNC_RUNS;
+    let Some(backend) = Backend::postgres_or_skip() else {
+        return;
+    };
+    let a = Account::with_backend(SimOptions::default(), "", backend.clone());
+    // The same database, another login: another account.
+    let b = a.twin("");
+    let login = format!("username = \"{}\"", a.sim().options().login);
+    let text = std::fs::read_to_string(&b.config_path).unwrap();
+    assert!(text.contains(&login), "{text}");
+    std::fs::write(&b.config_path, text.replace(&login, "username = \"bob\"")).unwrap();
+    let store_a = host_runner::Store::connect(&a.config()).unwrap();
+    let store_b = host_runner::Store::connect(&b.config()).unwrap();
+    let first_b = store_b.run_started("b:1").unwrap();
+    store_b.run_finished(first_b, "ok", None).unwrap();
+    for i in 0..KEPT_SYNC_RUNS + 5 {
+        let run = store_a.run_started(&format!("a:{i}")).unwrap();
+        store_a.run_finished(run, "ok", None).unwrap();
+    }
+    let kept = store_a.sync_runs(u32::MAX).unwrap();
+    assert_eq!(kept.len() as u32, KEPT_SYNC_RUNS);
+    assert_eq!(kept[0].holder, format!("a:{}", KEPT_SYNC_RUNS + 4));
+    assert_eq!(store_b.sync_runs(u32::MAX).unwrap().len(), 1);
+}
+
 #[test]
 fn status_json_after_a_sync_shows_the_outcome_lag_and_lease() {
     let Some(backend) = Backend::postgres_or_skip() else {

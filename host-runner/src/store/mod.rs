@@ -157,6 +157,9 @@ pub struct StoreCounts {
     pub record_groups: u64,
 }
 
+/// The syncs of an account kept for `status`, the latest first.
+pub const KEPT_SYNC_RUNS: u32 = 100;
+
 /// One sync of an account as `status` reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SyncRun {
@@ -232,11 +235,6 @@ impl Page<'_> {
     }
 }
 
-pub enum PageRows {
-    Records(Vec<Record>),
-    Paths(Vec<(String, String)>),
-}
-
 /// The writes a commit is made of, inside one transaction of a backend.
 pub trait Tx {
     fn set_sync_point(&mut self, key: &str, value: &str) -> Result<()>;
@@ -262,7 +260,9 @@ pub trait Backend: Send {
     fn set_host_identity(&self, account: &str, user_id: &str) -> Result<()>;
     fn lookup(&self, external_ids: &[String]) -> Result<Vec<Option<Record>>>;
     fn lookup_path(&self, path: &str) -> Result<Option<Record>>;
-    fn page_under(&self, page: &Page<'_>, paths_only: bool) -> Result<PageRows>;
+    fn list_under(&self, page: &Page<'_>) -> Result<Vec<Record>>;
+    /// `(external id, path)` of what `list_under` gives, no record decoded.
+    fn list_paths_under(&self, page: &Page<'_>) -> Result<Vec<(String, String)>>;
     /// Known records whose parent is `parent`, by path, strictly after `after`.
     fn children(&self, parent: &str, after: &str, limit: u32) -> Result<Vec<Record>>;
     /// Runs `apply` in one transaction, committed when it returns `Ok`.
@@ -287,7 +287,15 @@ pub trait Backend: Send {
     fn wait_for_commit(&self, stop: &StopFlag) -> Result<bool>;
     /// Notes that a sync began; its id for [`Backend::run_finished`].
     fn run_started(&self, holder: &str, now: i64) -> Result<i64>;
-    fn run_finished(&self, run: i64, outcome: &str, error: Option<&str>, now: i64) -> Result<()>;
+    /// Notes how sync `run` ended, and keeps the latest `keep` runs.
+    fn run_finished(
+        &self,
+        run: i64,
+        outcome: &str,
+        error: Option<&str>,
+        now: i64,
+        keep: u32,
+    ) -> Result<()>;
     /// The latest syncs, newest first.
     fn sync_runs(&self, limit: u32) -> Result<Vec<SyncRun>>;
     /// Makes every later commit require that the account's lease still has
@@ -427,16 +435,12 @@ impl Store {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<Record>> {
-        let page = Page {
+        self.backend.list_under(&Page {
             path,
             order,
             after,
             limit,
-        };
-        match self.backend.page_under(&page, false)? {
-            PageRows::Records(records) => Ok(records),
-            PageRows::Paths(_) => unreachable!("asked for records"),
-        }
+        })
     }
 
     /// `(external id, path)` of what [`Store::list_under`] gives, without
@@ -448,16 +452,12 @@ impl Store {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<(String, String)>> {
-        let page = Page {
+        self.backend.list_paths_under(&Page {
             path,
             order,
             after,
             limit,
-        };
-        match self.backend.page_under(&page, true)? {
-            PageRows::Paths(paths) => Ok(paths),
-            PageRows::Records(_) => unreachable!("asked for paths"),
-        }
+        })
     }
 
     /// Committed known records whose parent is `parent`, by path, after `after`.
@@ -579,8 +579,9 @@ impl Store {
 
     /// Notes how a sync ended: `ok`, or the kind of its error.
     pub fn run_finished(&self, run: i64, outcome: &str, error: Option<&str>) -> Result<()> {
+        let now = crate::timefmt::now_unix_ms();
         self.backend
-            .run_finished(run, outcome, error, crate::timefmt::now_unix_ms())
+            .run_finished(run, outcome, error, now, KEPT_SYNC_RUNS)
     }
 
     /// The latest syncs of the account, newest first.
@@ -1128,6 +1129,18 @@ mod tests {
             .query_row("PRAGMA synchronous", [], |r| r.get(0))
             .unwrap();
         assert_eq!(sync, 2, "synchronous=FULL");
+    }
+
+    #[test]
+    fn only_the_latest_syncs_are_kept() {
+        let s = Store::open_in_memory().unwrap();
+        for i in 0..KEPT_SYNC_RUNS + 5 {
+            let run = s.run_started(&format!("h:{i}")).unwrap();
+            s.run_finished(run, "ok", None).unwrap();
+        }
+        let kept = s.sync_runs(u32::MAX).unwrap();
+        assert_eq!(kept.len() as u32, KEPT_SYNC_RUNS);
+        assert_eq!(kept[0].holder, format!("h:{}", KEPT_SYNC_RUNS + 4));
     }
 
     #[test]

@@ -35,9 +35,7 @@
 //! that its lease token is still the account's and unexpired, or fails with
 //! [`Error::Busy`] before anything is written.
 
-use super::{
-    Backend, LeaseState, Page, PageRows, SinkColumns, SinkRecord, StoreCounts, SyncRun, Tx,
-};
+use super::{Backend, LeaseState, Page, SinkColumns, SinkRecord, StoreCounts, SyncRun, Tx};
 use crate::database::PostgresTarget;
 use crate::error::{Error, Result};
 use crate::feed::{Change, Kind};
@@ -45,7 +43,7 @@ use crate::model::{Record, RecordGroup, User};
 use crate::stop::StopFlag;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
-use postgres::{Client, NoTls, Statement};
+use postgres::{Client, GenericClient, NoTls, Statement};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -170,16 +168,25 @@ const FOLLOW_TICK: Duration = Duration::from_millis(200);
 /// A connection with its prepared statements.
 pub struct Conn {
     pub client: Client,
-    statements: HashMap<&'static str, Statement>,
+    statements: Statements,
 }
 
-impl Conn {
-    fn statement(&mut self, sql: &'static str) -> std::result::Result<Statement, postgres::Error> {
-        if let Some(s) = self.statements.get(sql) {
+/// A connection's prepared statements, by their SQL: each is parsed and
+/// planned by the server once, inside a transaction or not.
+#[derive(Default)]
+struct Statements(HashMap<String, Statement>);
+
+impl Statements {
+    fn get(
+        &mut self,
+        client: &mut impl GenericClient,
+        sql: &str,
+    ) -> std::result::Result<Statement, postgres::Error> {
+        if let Some(s) = self.0.get(sql) {
             return Ok(s.clone());
         }
-        let s = self.client.prepare(sql)?;
-        self.statements.insert(sql, s.clone());
+        let s = client.prepare(sql)?;
+        self.0.insert(sql.to_string(), s.clone());
         Ok(s)
     }
 }
@@ -225,14 +232,32 @@ pub fn db_error(what: &str, e: &postgres::Error) -> Error {
 
 /// Connects and migrates the schema forward.
 pub fn connect_only(target: &PostgresTarget) -> Result<Conn> {
+    let mut conn = open(target)?;
+    migrate(&mut conn.client, &describe(target))?;
+    Ok(conn)
+}
+
+/// Connects to a database this process already migrated (a lease's
+/// heartbeat): no look at the schema.
+pub fn open(target: &PostgresTarget) -> Result<Conn> {
     let what = describe(target);
-    let config = target.client_config()?;
-    let mut client = config.connect(NoTls).map_err(|e| db_error(&what, &e))?;
-    migrate(&mut client, &what)?;
+    let mut client = target
+        .client_config()?
+        .connect(NoTls)
+        .map_err(|e| db_error(&what, &e))?;
+    use_schema(&mut client, &what)?;
     Ok(Conn {
         client,
-        statements: HashMap::new(),
+        statements: Statements::default(),
     })
+}
+
+/// Every later statement of the connection names the schema's tables
+/// without a prefix.
+fn use_schema(client: &mut Client, what: &str) -> Result<()> {
+    client
+        .batch_execute("SET search_path TO nextcloud_connector")
+        .map_err(|e| db_error(what, &e))
 }
 
 /// Makes sure the account has its row; its id.
@@ -294,12 +319,7 @@ fn migrate(client: &mut Client, what: &str) -> Result<()> {
         )
         .map_err(err)?;
     }
-    tx.commit().map_err(err)?;
-    // Every later statement of this connection names the schema's tables
-    // without a prefix.
-    client
-        .batch_execute("SET search_path TO nextcloud_connector")
-        .map_err(err)
+    tx.commit().map_err(err)
 }
 
 /// One account's part of a PostgreSQL database.
@@ -333,18 +353,26 @@ impl Postgres {
         f(&mut conn).map_err(|e| db_error(&self.what, &e))
     }
 
-    fn query(
-        &self,
-        sql: &'static str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Vec<postgres::Row>> {
+    fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<postgres::Row>> {
         self.with(|c| {
-            let s = c.statement(sql)?;
+            let s = c.statements.get(&mut c.client, sql)?;
             c.client.query(&s, params)
         })
     }
 
-    fn records(&self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Record>> {
+    /// `columns` of the known records of `page`.
+    fn page(&self, page: &Page<'_>, columns: &str) -> Result<Vec<postgres::Row>> {
+        let (low, high) = page.range();
+        let sql = format!(
+            "SELECT {columns} FROM known_records WHERE account_id = $1 AND path > $2 AND path < $3
+             ORDER BY path {} LIMIT $4",
+            page.direction()
+        );
+        let limit = i64::from(page.limit);
+        self.query(&sql, &[&self.account, &low, &high, &limit])
+    }
+
+    fn records(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Record>> {
         self.query(sql, params)?
             .iter()
             .map(|r| super::decode_record(r.get(0)))
@@ -439,35 +467,19 @@ impl Backend for Postgres {
             .pop())
     }
 
-    fn page_under(&self, page: &Page<'_>, paths_only: bool) -> Result<PageRows> {
-        let (low, high) = page.range();
-        let limit = i64::from(page.limit);
-        let sql = match (paths_only, page.direction()) {
-            (false, "ASC") => {
-                "SELECT data FROM known_records WHERE account_id = $1 AND path > $2 AND path < $3 ORDER BY path ASC LIMIT $4"
-            }
-            (false, _) => {
-                "SELECT data FROM known_records WHERE account_id = $1 AND path > $2 AND path < $3 ORDER BY path DESC LIMIT $4"
-            }
-            (true, "ASC") => {
-                "SELECT external_id, path FROM known_records WHERE account_id = $1 AND path > $2 AND path < $3 ORDER BY path ASC LIMIT $4"
-            }
-            (true, _) => {
-                "SELECT external_id, path FROM known_records WHERE account_id = $1 AND path > $2 AND path < $3 ORDER BY path DESC LIMIT $4"
-            }
-        };
-        let rows = self.query(sql, &[&self.account, &low, &high, &limit])?;
-        if paths_only {
-            Ok(PageRows::Paths(
-                rows.iter().map(|r| (r.get(0), r.get(1))).collect(),
-            ))
-        } else {
-            Ok(PageRows::Records(
-                rows.iter()
-                    .map(|r| super::decode_record(r.get(0)))
-                    .collect::<Result<_>>()?,
-            ))
-        }
+    fn list_under(&self, page: &Page<'_>) -> Result<Vec<Record>> {
+        self.page(page, "data")?
+            .iter()
+            .map(|r| super::decode_record(r.get(0)))
+            .collect()
+    }
+
+    fn list_paths_under(&self, page: &Page<'_>) -> Result<Vec<(String, String)>> {
+        Ok(self
+            .page(page, "external_id, path")?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
     }
 
     fn children(&self, parent: &str, after: &str, limit: u32) -> Result<Vec<Record>> {
@@ -702,10 +714,23 @@ impl Backend for Postgres {
             .get(0))
     }
 
-    fn run_finished(&self, run: i64, outcome: &str, error: Option<&str>, now: i64) -> Result<()> {
+    fn run_finished(
+        &self,
+        run: i64,
+        outcome: &str,
+        error: Option<&str>,
+        now: i64,
+        keep: u32,
+    ) -> Result<()> {
         self.query(
             "UPDATE sync_runs SET finished_at_ms = $2, outcome = $3, error = $4 WHERE id = $1",
             &[&run, &now, &outcome, &error],
+        )?;
+        // The accounts' runs interleave: the cut is the account's own.
+        self.query(
+            "DELETE FROM sync_runs WHERE account_id = $1 AND id <= (
+                SELECT id FROM sync_runs WHERE account_id = $1 ORDER BY id DESC OFFSET $2 LIMIT 1)",
+            &[&self.account, &i64::from(keep)],
         )
         .map(drop)
     }
@@ -756,7 +781,7 @@ impl Backend for Postgres {
 /// The writes of one commit, inside the account's transaction.
 struct PgTx<'a, 't> {
     tx: &'a mut postgres::Transaction<'t>,
-    statements: &'a mut HashMap<&'static str, Statement>,
+    statements: &'a mut Statements,
     /// The database, for messages.
     what: &'a str,
     account: i64,
@@ -838,14 +863,11 @@ impl PgTx<'_, '_> {
         self.tx.query(&s, params).map_err(|e| db_error(what, &e))
     }
 
-    fn prepare(&mut self, sql: &'static str) -> Result<Statement> {
-        if let Some(s) = self.statements.get(sql) {
-            return Ok(s.clone());
-        }
+    fn prepare(&mut self, sql: &str) -> Result<Statement> {
         let what = self.what;
-        let s = self.tx.prepare(sql).map_err(|e| db_error(what, &e))?;
-        self.statements.insert(sql, s.clone());
-        Ok(s)
+        self.statements
+            .get(self.tx, sql)
+            .map_err(|e| db_error(what, &e))
     }
 }
 

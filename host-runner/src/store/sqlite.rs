@@ -172,6 +172,23 @@ impl Sqlite {
             .query_row("PRAGMA data_version", [], |r| r.get(0))?)
     }
 
+    /// `columns` of the known records of `page`, a row at a time.
+    fn page<T>(
+        &self,
+        page: &Page<'_>,
+        columns: &str,
+        row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
+        let (low, high) = page.range();
+        let sql = format!(
+            "SELECT {columns} FROM known_records WHERE path > ?1 AND path < ?2 ORDER BY path {} LIMIT ?3",
+            page.direction()
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params![low, high, i64::from(page.limit)], row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     fn records(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<Record>> {
         let mut stmt = self.conn.prepare_cached(sql)?;
         let rows = stmt.query_map(params, |r| r.get::<_, String>(0))?;
@@ -230,31 +247,15 @@ impl Backend for Sqlite {
             .pop())
     }
 
-    fn page_under(&self, page: &Page<'_>, paths_only: bool) -> Result<super::PageRows> {
-        let (low, high) = page.range();
-        let columns = if paths_only {
-            "external_id, path"
-        } else {
-            "data"
-        };
-        let direction = page.direction();
-        let sql = format!(
-            "SELECT {columns} FROM known_records WHERE path > ?1 AND path < ?2 ORDER BY path {direction} LIMIT ?3"
-        );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let args = params![low, high, i64::from(page.limit)];
-        if paths_only {
-            let rows = stmt.query_map(args, |r| Ok((r.get(0)?, r.get(1)?)))?;
-            Ok(super::PageRows::Paths(
-                rows.collect::<rusqlite::Result<_>>()?,
-            ))
-        } else {
-            let rows = stmt.query_map(args, |r| r.get::<_, String>(0))?;
-            Ok(super::PageRows::Records(
-                rows.map(|d| super::decode_record(&d?))
-                    .collect::<Result<_>>()?,
-            ))
-        }
+    fn list_under(&self, page: &Page<'_>) -> Result<Vec<Record>> {
+        self.page(page, "data", |r| r.get::<_, String>(0))?
+            .iter()
+            .map(|d| super::decode_record(d))
+            .collect()
+    }
+
+    fn list_paths_under(&self, page: &Page<'_>) -> Result<Vec<(String, String)>> {
+        self.page(page, "external_id, path", |r| Ok((r.get(0)?, r.get(1)?)))
     }
 
     fn children(&self, parent: &str, after: &str, limit: u32) -> Result<Vec<Record>> {
@@ -422,14 +423,23 @@ impl Backend for Sqlite {
         Ok(self.conn.last_insert_rowid())
     }
 
-    fn run_finished(&self, run: i64, outcome: &str, error: Option<&str>, now: i64) -> Result<()> {
+    fn run_finished(
+        &self,
+        run: i64,
+        outcome: &str,
+        error: Option<&str>,
+        now: i64,
+        keep: u32,
+    ) -> Result<()> {
         self.conn.execute(
             "UPDATE sync_runs SET finished_at_ms = ?2, outcome = ?3, error = ?4 WHERE id = ?1",
             params![run, now, outcome, error],
         )?;
-        // Only the latest runs matter to `status`.
-        self.conn
-            .execute("DELETE FROM sync_runs WHERE id <= ?1 - 100", params![run])?;
+        // One account a file: its run ids are consecutive.
+        self.conn.execute(
+            "DELETE FROM sync_runs WHERE id <= ?1 - ?2",
+            params![run, i64::from(keep)],
+        )?;
         Ok(())
     }
 
