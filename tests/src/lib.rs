@@ -260,7 +260,12 @@ impl Account {
 
     /// The demo's sample tree.
     pub fn sample() -> Account {
-        let account = Account::new(SimOptions::default());
+        Account::sample_in(Backend::Sqlite)
+    }
+
+    /// The demo's sample tree, its state in `backend`.
+    pub fn sample_in(backend: Backend) -> Account {
+        let account = Account::with_backend(SimOptions::default(), "", backend);
         account.sim().populate_sample();
         account
     }

@@ -8,7 +8,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use nextcloud_sim::SimOptions;
 use serde_json::Value;
 use tests::{Account, Backend, PASSWORD, PASSWORD_ENV};
 
@@ -50,8 +49,7 @@ fn edited_account() -> Account {
 }
 
 fn edited_account_in(backend: Backend) -> Account {
-    let account = Account::with_backend(SimOptions::default(), "", backend);
-    account.sim().populate_sample();
+    let account = Account::sample_in(backend);
     account.sync().unwrap();
     let sim = account.sim();
     sim.mkdir("/Feed").unwrap();

@@ -319,8 +319,7 @@ fn a_wrong_database_password_is_named_and_never_printed() {
         return;
     };
     let pg = server(&backend);
-    let account = Account::with_backend(SimOptions::default(), "", backend);
-    account.sim().populate_sample();
+    let account = Account::sample_in(backend);
     let url = url(&account);
     const WRONG: &str = "wrongDbPassword7x9q";
     write_secret(&account.dir.path().join("db-password"), WRONG);
@@ -599,8 +598,7 @@ fn a_schema_from_a_newer_host_runner_is_refused_and_left_alone() {
     let Some(backend) = Backend::postgres_or_skip() else {
         return;
     };
-    let account = Account::with_backend(SimOptions::default(), "", backend);
-    account.sim().populate_sample();
+    let account = Account::sample_in(backend);
     sync(&account).assert_code(0, "the first sync");
     let url = url(&account);
     let records = account.records().len() as i64;
@@ -733,8 +731,7 @@ fn status_json_after_a_sync_shows_the_outcome_lag_and_lease() {
     let Some(backend) = Backend::postgres_or_skip() else {
         return;
     };
-    let account = Account::with_backend(SimOptions::default(), "", backend);
-    account.sim().populate_sample();
+    let account = Account::sample_in(backend);
     let url = url(&account);
     sync(&account).assert_code(0, "the first sync");
 
@@ -780,8 +777,7 @@ fn a_write_refused_mid_commit_rolls_the_batch_back_and_names_the_database() {
     let Some(backend) = Backend::postgres_or_skip() else {
         return;
     };
-    let account = Account::with_backend(SimOptions::default(), "", backend);
-    account.sim().populate_sample();
+    let account = Account::sample_in(backend);
     sync(&account).assert_code(0, "the first sync");
     let url = url(&account);
     let before = account.records();
