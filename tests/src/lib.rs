@@ -299,6 +299,19 @@ impl Account {
         remote::without_versions(self.records())
     }
 
+    /// Asserts the account converged: its records mirror the server and
+    /// equal what a fresh full sync of the same server gives.
+    pub fn assert_converged(&self) {
+        self.assert_mirrors_server();
+        let fresh = self.twin_fresh();
+        fresh.sync().expect("a fresh full sync");
+        assert_eq!(
+            fresh.records_without_versions(),
+            self.records_without_versions(),
+            "the records differ from a fresh full sync"
+        );
+    }
+
     /// Asserts the records are exactly what a Depth: infinity listing of the
     /// server holds: same ids, paths, parents, kinds, etags and sizes.
     pub fn assert_mirrors_server(&self) {

@@ -75,17 +75,6 @@ fn ids(records: &[SinkRecord]) -> BTreeSet<String> {
     records.iter().map(|r| r.external_id.clone()).collect()
 }
 
-/// The sync converged: the records mirror the server and equal a fresh full sync.
-fn assert_converged(account: &Account) {
-    account.assert_mirrors_server();
-    let fresh = account.twin_fresh();
-    fresh.sync().expect("a fresh full sync");
-    assert_eq!(
-        fresh.records_without_versions(),
-        account.records_without_versions()
-    );
-}
-
 /// Where a hostile answer is met.
 #[derive(Clone, Copy, Debug)]
 enum Context {
@@ -166,7 +155,7 @@ fn survive(account: &Account, hostile: impl FnOnce(&Simulator)) -> Result<SyncRe
     account
         .sync()
         .unwrap_or_else(|e| panic!("the clean sync after {result:?} failed: {e}"));
-    assert_converged(account);
+    account.assert_converged();
     result
 }
 
@@ -716,7 +705,7 @@ fn an_unavailable_storage_is_unknown_never_deleted() {
     sim.set_unavailable("/External", false).unwrap();
     account.sync().unwrap();
     reconcile.sync().unwrap();
-    assert_converged(&account);
+    account.assert_converged();
 }
 
 // --- faults ---------------------------------------------------------------------
@@ -821,7 +810,7 @@ fn each_fault_alone_loses_nothing() {
         account
             .sync()
             .unwrap_or_else(|e| panic!("{what}: clean sync: {e}"));
-        assert_converged(&account);
+        account.assert_converged();
     }
 }
 

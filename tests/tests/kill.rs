@@ -133,18 +133,6 @@ fn kill_at(account: &Account, moment: Moment) -> bool {
     true
 }
 
-/// The account converged: its records mirror the server and equal a fresh full sync.
-fn assert_converged(account: &Account) {
-    account.assert_mirrors_server();
-    let fresh = account.twin_fresh();
-    fresh.sync().expect("a fresh full sync");
-    assert_eq!(
-        fresh.records_without_versions(),
-        account.records_without_versions(),
-        "the records differ from a fresh full sync"
-    );
-}
-
 /// A fresh database on the same server, with small batches.
 fn fresh_database(account: &Account) -> Account {
     let fresh = account.twin_fresh();
@@ -252,7 +240,7 @@ fn kills_during_full_syncs(backend: Backend) {
         // The server moves on before the next run.
         change_server(sim, &mut rng, 5, &mut tick);
         sync_to_completion(&target, "the sync after the kill");
-        assert_converged(&target);
+        target.assert_converged();
     }
     eprintln!("{killed} of {} kills hit a running full sync", trials());
     assert!(
@@ -288,7 +276,7 @@ fn kills_during_incremental_syncs(backend: Backend) {
     let took = sync_to_completion(&account, "the measured incremental sync");
     let requests = sim.request_count();
     eprintln!("an incremental sync of 40 changes: {took:?}, {requests} requests");
-    assert_converged(&account);
+    account.assert_converged();
 
     let mut killed = 0;
     for trial in 0..trials() {
@@ -302,7 +290,7 @@ fn kills_during_incremental_syncs(backend: Backend) {
         account.assert_mirrors_server();
         // Now and then (it costs a full sync), against a fresh one.
         if trial % 4 == 3 || trial + 1 == trials() {
-            assert_converged(&account);
+            account.assert_converged();
         }
     }
     eprintln!(
@@ -377,5 +365,5 @@ fn sigkill_after_a_move_is_committed_still_refreshes_the_folders_it_left() {
     sim.clear_intercepts();
     sync_to_completion(&account, "the sync after the kill");
     account.assert_mirrors_server();
-    assert_converged(&account);
+    account.assert_converged();
 }

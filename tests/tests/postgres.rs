@@ -246,18 +246,6 @@ fn closed_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-/// The records equal what a fresh full sync of the same server gives.
-fn assert_equals_fresh_sync(account: &Account) {
-    account.assert_mirrors_server();
-    let fresh = account.twin_fresh();
-    fresh.sync().expect("a fresh full sync");
-    assert_eq!(
-        fresh.records_without_versions(),
-        account.records_without_versions(),
-        "the records differ from a fresh full sync"
-    );
-}
-
 #[test]
 fn an_unreachable_database_fails_as_storage_naming_the_url_before_any_listing() {
     // Needs no PostgreSQL server: nothing listens on the port.
@@ -508,7 +496,7 @@ fn postgres_stopped_mid_sync_fails_cleanly_and_the_next_sync_converges() {
     // hand takes the account at once instead of waiting for the lease to
     // expire (`lease_seconds` is long enough here to tell).
     sync(&account).assert_code(0, "the first sync after the restart");
-    assert_equals_fresh_sync(&account);
+    account.assert_converged();
     let head = assert_gapless(&account, "after the restart");
     assert!(head > head_held, "the resumed sync committed nothing");
 }
@@ -818,7 +806,7 @@ fn a_write_refused_mid_commit_rolls_the_batch_back_and_names_the_database() {
         .batch_execute("DROP TRIGGER refuse_records ON records")
         .unwrap();
     sync(&account).assert_code(0, "the sync after the database accepts again");
-    assert_equals_fresh_sync(&account);
+    account.assert_converged();
     assert!(assert_gapless(&account, "after the refused batch") > head_before);
 
     assert!(
