@@ -66,11 +66,21 @@ impl RealServer {
 
     /// Runs `occ` with `args`; an error when the server has none at hand.
     pub fn occ(&self, args: &[&str]) -> Result<String> {
+        self.occ_with_pass(args, None)
+    }
+
+    /// `occ` with `OC_PASS` set, for its `--password-from-env` commands
+    /// (a password never goes on a command line).
+    fn occ_with_pass(&self, args: &[&str], pass: Option<&str>) -> Result<String> {
         let occ = self
             .occ
             .as_ref()
             .ok_or_else(|| anyhow!("NEXTCLOUD_TEST_OCC is not set"))?;
-        let out = std::process::Command::new(occ)
+        let mut command = std::process::Command::new(occ);
+        if let Some(pass) = pass {
+            command.env("OC_PASS", pass);
+        }
+        let out = command
             .args(args)
             .output()
             .with_context(|| format!("running {}", occ.display()))?;
@@ -82,6 +92,54 @@ impl RealServer {
             );
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// The server's data directory: a user's files are under `USER/files/`
+    /// (written there directly, they count once `occ files:scan USER` ran).
+    pub fn data_dir(&self) -> Result<PathBuf> {
+        let dir = self.occ(&["config:system:get", "datadirectory"])?;
+        Ok(PathBuf::from(dir.trim()))
+    }
+
+    /// The app password of `name`, a user the shared tests never touch (they
+    /// clear alice's and bob's homes): created by occ the first time, found
+    /// again after. The app password is kept in one of the user's settings
+    /// on the server, so it lives and dies with the install.
+    pub fn ensure_user(&self, name: &str) -> Result<String> {
+        const APP: &str = "connector-tests";
+        const KEY: &str = "app_password";
+        // Fails when the user or the setting is not there yet.
+        if let Ok(kept) = self.occ(&["user:setting", name, APP, KEY]) {
+            return Ok(kept.trim().to_string());
+        }
+        let login = format!(
+            "{name}-{:016x}{:016x}",
+            fastrand::u64(..),
+            fastrand::u64(..)
+        );
+        if self.occ(&["user:info", name]).is_ok() {
+            // There, but its app password was lost: a new login password
+            // to make one with.
+            self.occ_with_pass(
+                &["user:resetpassword", "--password-from-env", name],
+                Some(&login),
+            )?;
+        } else {
+            self.occ_with_pass(&["user:add", "--password-from-env", name], Some(&login))?;
+        }
+        let out = self.occ_with_pass(
+            &["user:auth-tokens:add", "--password-from-env", name],
+            Some(&login),
+        )?;
+        // "app password:", then the token on a line of its own.
+        let token = out
+            .lines()
+            .map(str::trim)
+            .rfind(|l| l.len() >= 32 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+            .ok_or_else(|| anyhow!("no app password in the output of occ: {out}"))?
+            .to_string();
+        self.occ(&["user:setting", name, APP, KEY, &token])?;
+        Ok(token)
     }
 }
 

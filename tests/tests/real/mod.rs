@@ -9,9 +9,10 @@
 //! ```
 //!
 //! The tests change the two users' files: they run one at a time, each from
-//! empty homes.
+//! empty homes. `latency` keeps its large tree with a third user, `carol`.
 
 mod conformance;
+mod latency;
 mod least_privilege;
 mod sync;
 mod workers;
