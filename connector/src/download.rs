@@ -872,4 +872,302 @@ mod tests {
             "{err:?}"
         );
     }
+
+    /// A destination whose every call fails, to see where each failure is reported.
+    struct Broken;
+
+    impl Destination for Broken {
+        fn write(&mut self, _: &[u8]) -> Result<(), String> {
+            Err("disk full".into())
+        }
+        fn restart(&mut self) -> Result<(), String> {
+            Err("read-only".into())
+        }
+    }
+
+    fn resume_from(offset: u64) -> StreamOptions {
+        StreamOptions {
+            offset,
+            if_match: None,
+        }
+    }
+
+    #[test]
+    fn each_way_of_starting_over_says_why_in_the_log() {
+        let infos = |host: &MemoryHost| -> Vec<String> {
+            let logs = host.logs.borrow();
+            assert!(logs.iter().all(|(level, _)| *level == Level::Info));
+            logs.iter().map(|(_, m)| m.clone()).collect()
+        };
+        // 200: the server ignored the range.
+        let host = MemoryHost::new(server(content(50), "e2", None, true));
+        stream(
+            &host,
+            &root(),
+            &file("/a.bin", "e1", &[]),
+            &resume_from(17),
+            &mut Held::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            infos(&host),
+            ["the server sent all of /a.bin instead of the rest; starting over"]
+        );
+        // 416: nothing after the offset.
+        let host = MemoryHost::new(server(content(50), "e1", None, true));
+        stream(
+            &host,
+            &root(),
+            &file("/a.bin", "e1", &[]),
+            &resume_from(50),
+            &mut Held::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            infos(&host),
+            ["the server cannot continue /a.bin after byte 50 (HTTP 416); starting over"]
+        );
+        // 206 of another version.
+        let host = MemoryHost::new(server(content(50), "e2", None, false));
+        let record = Record {
+            size: 40,
+            ..file("/a.bin", "e1", &[])
+        };
+        stream(
+            &host,
+            &root(),
+            &record,
+            &resume_from(10),
+            &mut Held::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            infos(&host),
+            [
+                "/a.bin changed since the held bytes were fetched (etag e2, 50 bytes now; e1, 40 bytes then); starting over"
+            ]
+        );
+        // 206 of the record's version: nothing to say.
+        let host = MemoryHost::new(server(content(50), "e1", None, false));
+        let record = Record {
+            size: 50,
+            ..file("/a.bin", "e1", &[])
+        };
+        stream(
+            &host,
+            &root(),
+            &record,
+            &resume_from(10),
+            &mut Held::default(),
+        )
+        .unwrap();
+        assert!(infos(&host).is_empty());
+    }
+
+    #[test]
+    fn an_error_status_to_a_range_is_reported_without_starting_over() {
+        for (status, expect) in [(404, "no longer exists"), (503, "HTTP 503")] {
+            let host = MemoryHost::new(move |_| crate::testing::response(status, vec![]));
+            let mut held = Held {
+                bytes: content(10),
+                ..Held::default()
+            };
+            let err = stream(
+                &host,
+                &root(),
+                &file("/a.bin", "e1", &[]),
+                &resume_from(10),
+                &mut held,
+            )
+            .unwrap_err();
+            assert!(err.to_string().contains(expect), "{err:?}");
+            assert_eq!((held.restarts, held.bytes.len()), (0, 10));
+            assert_eq!(host.requests.borrow().len(), 1);
+            assert!(host.logs.borrow().is_empty());
+        }
+    }
+
+    #[test]
+    fn a_206_to_a_request_for_everything_is_refused() {
+        let host = MemoryHost::new(|_| {
+            Ok(Response {
+                status: 206,
+                headers: vec![("Content-Range".into(), "bytes 0-9/10".into())],
+                body: Cursor::new(vec![0; 10]),
+            })
+        });
+        let err = stream(
+            &host,
+            &root(),
+            &file("/a.bin", "e1", &[]),
+            &StreamOptions::default(),
+            &mut Held::default(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, Error::Protocol(m) if m.contains("although all of it was asked for")),
+            "{err:?}"
+        );
+    }
+
+    /// The refetch after a 206 of another version is held to the same rules
+    /// as a first request for everything.
+    #[test]
+    fn a_partial_answer_to_the_refetch_is_refused() {
+        let host = MemoryHost::new(|_| {
+            Ok(Response {
+                status: 206,
+                headers: vec![
+                    ("ETag".into(), "\"e2\"".into()),
+                    ("Content-Range".into(), "bytes 5-9/10".into()),
+                ],
+                body: Cursor::new(vec![0; 5]),
+            })
+        });
+        let mut held = Held {
+            bytes: content(5),
+            ..Held::default()
+        };
+        let err = stream(
+            &host,
+            &root(),
+            &file("/a.bin", "e1", &[]),
+            &resume_from(5),
+            &mut held,
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::Protocol(_)), "{err:?}");
+        assert_eq!(host.requests.borrow().len(), 2);
+        assert_eq!(
+            (held.restarts, held.bytes.len()),
+            (0, 5),
+            "nothing is dropped"
+        );
+    }
+
+    #[test]
+    fn a_refused_if_match_leaves_the_held_bytes_alone() {
+        // The server ignores the range for its new version; the 200 is refused
+        // before the destination is told to start over.
+        let host = MemoryHost::new(server(content(50), "e2", None, true));
+        let mut held = Held {
+            bytes: content(17),
+            ..Held::default()
+        };
+        let options = StreamOptions {
+            offset: 17,
+            if_match: Some("e1".into()),
+        };
+        let err = stream(
+            &host,
+            &root(),
+            &file("/a.bin", "e1", &[]),
+            &options,
+            &mut held,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, Error::Content(m) if m.contains("etag e2, 50 bytes; expected e1, 0 bytes")),
+            "{err:?}"
+        );
+        assert_eq!((held.restarts, held.bytes.len()), (0, 17));
+    }
+
+    #[test]
+    fn if_match_refuses_an_answer_without_an_etag() {
+        let host = MemoryHost::new(|_| crate::testing::response(200, vec![1; 10]));
+        let err = stream(
+            &host,
+            &root(),
+            &file("/a.bin", "e1", &[]),
+            &StreamOptions {
+                offset: 0,
+                if_match: Some("e1".into()),
+            },
+            &mut Held::default(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, Error::Content(m) if m.contains("sent no etag for /a.bin") && m.contains("expected e1")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_resumed_transfer_reports_the_records_checksum_unverified() {
+        let body = content(1000);
+        let sum = sha1(&body);
+        let host = MemoryHost::new(server(body.clone(), "e1", None, true));
+        let record = Record {
+            size: 1000,
+            ..file("/a.bin", "e1", &[sum.as_str()])
+        };
+        let mut held = Held {
+            bytes: body[..400].to_vec(),
+            ..Held::default()
+        };
+        let info = stream(&host, &root(), &record, &resume_from(400), &mut held).unwrap();
+        assert_eq!(held.bytes, body);
+        assert!(info.resumed);
+        assert_eq!((info.written, info.verified), (600, None));
+        assert_eq!(info.checksum, Some(sum));
+    }
+
+    #[test]
+    fn a_short_resumed_body_is_an_error() {
+        let host = MemoryHost::new(|_| {
+            Ok(Response {
+                status: 206,
+                headers: vec![("Content-Range".into(), "bytes 5-99/100".into())],
+                body: Cursor::new(vec![1; 10]),
+            })
+        });
+        let record = Record {
+            size: 100,
+            ..file("/a.bin", "e1", &[])
+        };
+        let err = stream(
+            &host,
+            &root(),
+            &record,
+            &resume_from(5),
+            &mut Held::default(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, Error::Http(m) if m.contains("ended after 10 of 95 bytes")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn the_destinations_failures_are_storage_errors() {
+        // Starting over fails before any byte is written.
+        let host = MemoryHost::new(server(content(50), "e2", None, true));
+        let err = stream(
+            &host,
+            &root(),
+            &file("/a.bin", "e1", &[]),
+            &resume_from(17),
+            &mut Broken,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, Error::Storage(m) if m == "starting the content over: read-only"),
+            "{err:?}"
+        );
+        let host = MemoryHost::new(server(content(50), "e1", None, false));
+        let err = stream(
+            &host,
+            &root(),
+            &file("/a.bin", "e1", &[]),
+            &StreamOptions::default(),
+            &mut Broken,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, Error::Storage(m) if m == "writing the content: disk full"),
+            "{err:?}"
+        );
+    }
 }
