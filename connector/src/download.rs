@@ -64,6 +64,109 @@ pub struct StreamInfo {
     pub checksum: Option<String>,
 }
 
+/// Streams `record`'s content into `destination` (see the module's notes),
+/// in three steps: `fetch` the answer, deciding whether the held bytes are
+/// continued; `accept` its status and version; `receive` its body.
+pub fn stream<H: Host>(
+    host: &H,
+    root: &DavRoot,
+    record: &Record,
+    options: &StreamOptions,
+    destination: &mut impl Destination,
+) -> Result<StreamInfo, Error> {
+    if record.is_folder {
+        return Err(Error::Content(format!(
+            "{} is a folder; only files can be downloaded",
+            record.path
+        )));
+    }
+    let answer = fetch(host, root, record, options.offset)?;
+    // Everything that can refuse the answer runs before the destination is
+    // touched, so a refusal leaves the held bytes as they were.
+    let accepted = accept(&answer, record, options.if_match.as_deref())?;
+    let resumed = answer.offset > 0;
+    let (written, verified) = receive(answer, &accepted, &record.path, destination)?;
+    Ok(StreamInfo {
+        written,
+        etag: accepted.etag,
+        resumed,
+        verified,
+        checksum: accepted.checksum.map(|c| c.to_string()),
+    })
+}
+
+/// The answer whose body is streamed, and where in the file that body starts.
+struct Answer<B> {
+    response: Response<B>,
+    /// The asked offset when the held bytes are continued, else 0.
+    offset: u64,
+    /// The held bytes are not the start of this body: the destination must
+    /// drop them before the first write.
+    restart: bool,
+}
+
+impl<B> Answer<B> {
+    /// How many bytes the body must hold, when the server says.
+    fn length(&self) -> Option<u64> {
+        if self.offset > 0 {
+            content_range(&self.response).map(|(start, end, _)| end - start + 1)
+        } else {
+            content_length(&self.response)
+        }
+    }
+}
+
+/// What the answer to a ranged GET means for the bytes already held.
+enum Resume {
+    /// Use the answer as it is: a 206 of the record's version from the
+    /// offset, or an error status, which [`accept`] reports.
+    Keep,
+    /// A 200: the server ignored the range (Nextcloud does when `If-Range`
+    /// fails) and sent the whole file, which is as good as asking again.
+    UseWhole,
+    /// A 206 of another version, or a 416: this body is of no use.
+    AskAgain,
+}
+
+/// Sends the GET and, when resuming, settles from the answer whether the
+/// held bytes are continued or the content starts over at byte 0.
+fn fetch<H: Host>(
+    host: &H,
+    root: &DavRoot,
+    record: &Record,
+    offset: u64,
+) -> Result<Answer<H::Body>, Error> {
+    let response = get(host, root, record, offset)?;
+    let resume = if offset > 0 {
+        judge_resumed(host, record, offset, &response)?
+    } else {
+        Resume::Keep
+    };
+    let response = match resume {
+        Resume::Keep => {
+            return Ok(Answer {
+                response,
+                offset,
+                restart: false,
+            });
+        }
+        Resume::UseWhole => response,
+        Resume::AskAgain => {
+            // An unread streamed body keeps one of the host's concurrent
+            // request permits until it is dropped.
+            drop(response);
+            get(host, root, record, 0)?
+        }
+    };
+    Ok(Answer {
+        response,
+        offset: 0,
+        restart: true,
+    })
+}
+
+/// One GET; from `offset` on, with `If-Range` so that a server that honours
+/// it sends the whole file rather than the tail of another version.
 fn get<H: Host>(
     host: &H,
     root: &DavRoot,
@@ -80,211 +183,125 @@ fn get<H: Host>(
     Ok(host.send(request)?)
 }
 
-fn etag_of<B>(response: &Response<B>) -> Option<String> {
-    response
-        .header("ETag")
-        .or_else(|| response.header("OC-ETag"))
-        .map(|e| {
-            e.trim()
-                .trim_start_matches("W/")
-                .trim_matches('"')
-                .to_string()
-        })
-        .filter(|e| !e.is_empty())
-}
-
-/// `bytes START-END/TOTAL` as (start, end inclusive, total when known).
-fn content_range<B>(response: &Response<B>) -> Option<(u64, u64, Option<u64>)> {
-    let spec = response.header("Content-Range")?.trim();
-    let (unit, rest) = spec.split_once(' ')?;
-    if !unit.eq_ignore_ascii_case("bytes") {
-        return None;
-    }
-    let (range, total) = rest.split_once('/')?;
-    let (start, end) = range.split_once('-')?;
-    let (start, end) = (start.trim().parse().ok()?, end.trim().parse().ok()?);
-    (start <= end).then_some((start, end, total.trim().parse().ok()))
-}
-
-/// The size of the whole file the answer is part of, when it says.
-fn file_size<B>(response: &Response<B>) -> Option<u64> {
-    match response.status {
-        206 => content_range(response).and_then(|(_, _, total)| total),
-        _ => response
-            .header("Content-Length")
-            .and_then(|l| l.trim().parse().ok()),
-    }
-}
-
-/// Whether the answer is of another version than the record's. The etag
-/// alone cannot say: Nextcloud keeps a file's etag when it is overwritten
-/// within the second of its last write, so a size that differs does too.
-fn other_version<B>(response: &Response<B>, record: &Record) -> bool {
-    let etag = etag_of(response);
-    let etag_differs = !record.etag.is_empty() && etag.is_some_and(|e| e != record.etag);
-    etag_differs || file_size(response).is_some_and(|size| size != record.size)
-}
-
-pub fn stream<H: Host>(
-    host: &H,
-    root: &DavRoot,
+/// Reads the answer to a GET from `offset`. A range that starts elsewhere
+/// is refused: appending it would corrupt the file.
+fn judge_resumed<B>(
+    host: &impl Host,
     record: &Record,
-    options: &StreamOptions,
-    destination: &mut impl Destination,
-) -> Result<StreamInfo, Error> {
-    if record.is_folder {
-        return Err(Error::Content(format!(
-            "{} is a folder; only files can be downloaded",
-            record.path
-        )));
+    offset: u64,
+    response: &Response<B>,
+) -> Result<Resume, Error> {
+    let path = &record.path;
+    match response.status {
+        206 if content_range(response).map(|r| r.0) != Some(offset) => {
+            Err(Error::Protocol(format!(
+                "asked for {path} from byte {offset} but the server sent Content-Range {:?}",
+                response.header("Content-Range")
+            )))
+        }
+        206 if other_version(response, record) => {
+            starting_over(
+                host,
+                &format!(
+                    "{path} changed since the held bytes were fetched (etag {}, {} bytes now; {}, {} bytes then)",
+                    etag_of(response).unwrap_or_default(),
+                    size_text(response),
+                    record.etag,
+                    record.size
+                ),
+            );
+            Ok(Resume::AskAgain)
+        }
+        206 => Ok(Resume::Keep),
+        416 => {
+            let why = format!("the server cannot continue {path} after byte {offset} (HTTP 416)");
+            starting_over(host, &why);
+            Ok(Resume::AskAgain)
+        }
+        200 => {
+            let why = format!("the server sent all of {path} instead of the rest");
+            starting_over(host, &why);
+            Ok(Resume::UseWhole)
+        }
+        // Any other status is an error, which `accept` reports.
+        _ => Ok(Resume::Keep),
     }
-    let mut offset = options.offset;
-    let mut response = get(host, root, record, offset)?;
-    let mut restart = false;
-    if offset > 0 {
-        let again = match response.status {
-            206 => {
-                if content_range(&response).map(|r| r.0) != Some(offset) {
-                    return Err(Error::Protocol(format!(
-                        "asked for {} from byte {offset} but the server sent Content-Range {:?}",
-                        record.path,
-                        response.header("Content-Range")
-                    )));
-                }
-                let changed = other_version(&response, record);
-                if changed {
-                    host.log(
-                        Level::Info,
-                        &format!(
-                            "{} changed since the held bytes were fetched (etag {}, {} bytes now; {}, {} bytes then); starting over",
-                            record.path,
-                            etag_of(&response).unwrap_or_default(),
-                            file_size(&response).map_or("?".into(), |s| s.to_string()),
-                            record.etag,
-                            record.size
-                        ),
-                    );
-                }
-                changed
-            }
-            416 => {
-                host.log(
-                    Level::Info,
-                    &format!(
-                        "the server cannot continue {} after byte {offset} (HTTP 416); starting over",
-                        record.path
-                    ),
-                );
-                true
-            }
-            200 => {
-                host.log(
-                    Level::Info,
-                    &format!(
-                        "the server sent all of {} instead of the rest; starting over",
-                        record.path
-                    ),
-                );
-                restart = true;
-                offset = 0;
-                false
-            }
-            _ => false,
-        };
-        if again {
-            drop(response);
-            restart = true;
-            offset = 0;
-            response = get(host, root, record, 0)?;
-        }
-    }
-    match (response.status, offset) {
-        (200, 0) => {}
-        (206, o) if o > 0 => {}
-        (404, _) => {
-            return Err(Error::NotFound(format!(
-                "{} no longer exists on the server (HTTP 404); sync again to update the records",
-                record.path
-            )));
-        }
-        (206, _) => {
-            return Err(Error::Protocol(format!(
-                "the server sent part of {} (HTTP 206) although all of it was asked for",
-                record.path
-            )));
-        }
-        (status, _) => {
-            return Err(Error::status(
-                &format!("downloading {}", record.path),
-                status,
-            ));
-        }
-    }
-    let etag = etag_of(&response);
-    let same_version = !other_version(&response, record);
-    if let Some(wanted) = &options.if_match
-        && (etag.as_deref() != Some(wanted.as_str()) || !same_version)
+}
+
+/// Held bytes are dropped only with a line in the log saying why, since the
+/// transfer then costs more than the caller planned.
+fn starting_over(host: &impl Host, why: &str) {
+    host.log(Level::Info, &format!("{why}; starting over"));
+}
+
+/// What the accepted answer's headers say about its content.
+struct Accepted {
+    etag: Option<String>,
+    /// The whole content's checksum, when one is known for this version.
+    checksum: Option<Checksum>,
+}
+
+/// Refuses an answer whose status does not fit what was asked, or, with
+/// `if_match`, one that is not of the version the caller expects.
+fn accept<B>(
+    answer: &Answer<B>,
+    record: &Record,
+    if_match: Option<&str>,
+) -> Result<Accepted, Error> {
+    check_status(answer, &record.path)?;
+    let response = &answer.response;
+    let etag = etag_of(response);
+    let same_version = !other_version(response, record);
+    if let Some(wanted) = if_match
+        && (etag.as_deref() != Some(wanted) || !same_version)
     {
-        return Err(Error::Content(match &etag {
-            Some(got) => format!(
-                "{} changed on the server since the last sync (etag {got}, {} bytes; expected {wanted}, {} bytes); refusing to download it",
-                record.path,
-                file_size(&response).map_or("?".into(), |s| s.to_string()),
-                record.size
-            ),
-            None => format!(
-                "the server sent no etag for {}, so it cannot be shown to be unchanged (expected {wanted}); refusing to download it",
-                record.path
-            ),
-        }));
+        return Err(changed_since_sync(
+            record,
+            response,
+            etag.as_deref(),
+            wanted,
+        ));
     }
-    let expected = expected_checksum(&response, record, same_version);
-    // Exactly this many bytes must arrive, when the server says.
-    let length = if offset > 0 {
-        content_range(&response).map(|(start, end, _)| end - start + 1)
-    } else {
-        response
-            .header("Content-Length")
-            .and_then(|l| l.trim().parse::<u64>().ok())
-    };
-    if restart {
-        destination
-            .restart()
-            .map_err(|e| Error::Storage(format!("starting the content over: {e}")))?;
-    }
-    // Only a transfer that sees every byte can check the checksum.
-    let mut hasher = match (&expected, offset) {
-        (Some(c), 0) => Some(Hasher::new(c.algorithm)),
-        _ => None,
-    };
-    let written = pump(response.body, destination, hasher.as_mut())?;
-    if let Some(length) = length
-        && written != length
-    {
-        return Err(Error::Http(format!(
-            "the server's answer for {} ended after {written} of {length} bytes",
-            record.path
-        )));
-    }
-    let verified = match (hasher, &expected) {
-        (Some(hasher), Some(expected)) => {
-            let actual = hasher.finish();
-            if actual != *expected {
-                return Err(Error::Content(format!(
-                    "checksum mismatch for {}: Nextcloud has {expected}, the {written} bytes received hash to {actual}; the download is discarded",
-                    record.path
-                )));
-            }
-            Some(expected.to_string())
-        }
-        _ => None,
-    };
-    Ok(StreamInfo {
-        written,
+    Ok(Accepted {
+        checksum: expected_checksum(response, record, same_version),
         etag,
-        resumed: offset > 0,
-        verified,
-        checksum: expected.map(|c| c.to_string()),
+    })
+}
+
+/// Only a 200 to a request for everything, or a 206 to one for the rest,
+/// carries content that can be written.
+fn check_status<B>(answer: &Answer<B>, path: &str) -> Result<(), Error> {
+    match (answer.response.status, answer.offset) {
+        (200, 0) => Ok(()),
+        (206, o) if o > 0 => Ok(()),
+        (404, _) => Err(Error::NotFound(format!(
+            "{path} no longer exists on the server (HTTP 404); sync again to update the records"
+        ))),
+        (206, _) => Err(Error::Protocol(format!(
+            "the server sent part of {path} (HTTP 206) although all of it was asked for"
+        ))),
+        (status, _) => Err(Error::status(&format!("downloading {path}"), status)),
+    }
+}
+
+/// The `if_match` refusal, saying what the server has instead.
+fn changed_since_sync<B>(
+    record: &Record,
+    response: &Response<B>,
+    etag: Option<&str>,
+    wanted: &str,
+) -> Error {
+    Error::Content(match etag {
+        Some(got) => format!(
+            "{} changed on the server since the last sync (etag {got}, {} bytes; expected {wanted}, {} bytes); refusing to download it",
+            record.path,
+            size_text(response),
+            record.size
+        ),
+        None => format!(
+            "the server sent no etag for {}, so it cannot be shown to be unchanged (expected {wanted}); refusing to download it",
+            record.path
+        ),
     })
 }
 
@@ -304,6 +321,54 @@ fn expected_checksum<B>(
         return checksum::preferred(&known).cloned();
     }
     None
+}
+
+/// Writes the body to the destination and returns the bytes written and the
+/// checksum they were verified against. A short body or a mismatch fails
+/// only after the last chunk: the host then discards the file unfinished.
+fn receive<B: Read>(
+    answer: Answer<B>,
+    accepted: &Accepted,
+    path: &str,
+    destination: &mut impl Destination,
+) -> Result<(u64, Option<String>), Error> {
+    let length = answer.length();
+    if answer.restart {
+        destination
+            .restart()
+            .map_err(|e| Error::Storage(format!("starting the content over: {e}")))?;
+    }
+    // A resumed transfer sees only the tail; the host, which holds the whole
+    // file, checks the checksum instead.
+    let mut check = accepted
+        .checksum
+        .as_ref()
+        .filter(|_| answer.offset == 0)
+        .map(|expected| (expected, Hasher::new(expected.algorithm)));
+    let hasher = check.as_mut().map(|(_, hasher)| hasher);
+    let written = pump(answer.response.body, destination, hasher)?;
+    if let Some(length) = length
+        && written != length
+    {
+        return Err(Error::Http(format!(
+            "the server's answer for {path} ended after {written} of {length} bytes"
+        )));
+    }
+    let verified = check
+        .map(|(expected, hasher)| verify(hasher, expected, written, path))
+        .transpose()?;
+    Ok((written, verified))
+}
+
+/// The expected checksum, as reported, when the hashed bytes match it.
+fn verify(hasher: Hasher, expected: &Checksum, written: u64, path: &str) -> Result<String, Error> {
+    let actual = hasher.finish();
+    if actual != *expected {
+        return Err(Error::Content(format!(
+            "checksum mismatch for {path}: Nextcloud has {expected}, the {written} bytes received hash to {actual}; the download is discarded"
+        )));
+    }
+    Ok(expected.to_string())
 }
 
 /// Copies the body to the destination in chunks of up to [`CHUNK`] bytes,
@@ -339,6 +404,62 @@ fn pump(
         written += filled as u64;
     }
     Ok(written)
+}
+
+/// The server's etag, bare (no quotes, no `W/`) like the records' own.
+fn etag_of<B>(response: &Response<B>) -> Option<String> {
+    response
+        .header("ETag")
+        .or_else(|| response.header("OC-ETag"))
+        .map(|e| {
+            e.trim()
+                .trim_start_matches("W/")
+                .trim_matches('"')
+                .to_string()
+        })
+        .filter(|e| !e.is_empty())
+}
+
+/// `bytes START-END/TOTAL` as (start, end inclusive, total when known).
+fn content_range<B>(response: &Response<B>) -> Option<(u64, u64, Option<u64>)> {
+    let spec = response.header("Content-Range")?.trim();
+    let (unit, rest) = spec.split_once(' ')?;
+    if !unit.eq_ignore_ascii_case("bytes") {
+        return None;
+    }
+    let (range, total) = rest.split_once('/')?;
+    let (start, end) = range.split_once('-')?;
+    let (start, end) = (start.trim().parse().ok()?, end.trim().parse().ok()?);
+    (start <= end).then_some((start, end, total.trim().parse().ok()))
+}
+
+/// `Content-Length`, when the server sent one that parses.
+fn content_length<B>(response: &Response<B>) -> Option<u64> {
+    response
+        .header("Content-Length")
+        .and_then(|l| l.trim().parse().ok())
+}
+
+/// The size of the whole file the answer is part of, when it says.
+fn file_size<B>(response: &Response<B>) -> Option<u64> {
+    match response.status {
+        206 => content_range(response).and_then(|(_, _, total)| total),
+        _ => content_length(response),
+    }
+}
+
+/// [`file_size`] for a message: `?` when the answer does not say.
+fn size_text<B>(response: &Response<B>) -> String {
+    file_size(response).map_or("?".into(), |s| s.to_string())
+}
+
+/// Whether the answer is of another version than the record's. The etag
+/// alone cannot say: Nextcloud keeps a file's etag when it is overwritten
+/// within the second of its last write, so a size that differs does too.
+fn other_version<B>(response: &Response<B>, record: &Record) -> bool {
+    let etag = etag_of(response);
+    let etag_differs = !record.etag.is_empty() && etag.is_some_and(|e| e != record.etag);
+    etag_differs || file_size(response).is_some_and(|size| size != record.size)
 }
 
 #[cfg(test)]
