@@ -436,6 +436,10 @@ pub struct HttpClient {
     bytes_received: Arc<AtomicU64>,
     retries: AtomicU64,
     credentials_rejected: AtomicBool,
+    /// Whether the server answered a request of this run with a success or
+    /// a redirect: until then a batch sends its first request alone, so that
+    /// a wrong password costs one failed login, not one per request in flight.
+    credentials_accepted: AtomicBool,
     /// What the connector may send; nothing until the host bound them.
     grants: OnceLock<Grants>,
 }
@@ -518,6 +522,7 @@ impl HttpClient {
             bytes_received: Arc::new(AtomicU64::new(0)),
             retries: AtomicU64::new(0),
             credentials_rejected: AtomicBool::new(false),
+            credentials_accepted: AtomicBool::new(false),
             grants: OnceLock::new(),
         }
     }
@@ -660,29 +665,33 @@ impl HttpClient {
             slots.iter().map(|_| Mutex::new(None)).collect();
         let next = AtomicUsize::new(0);
         let exceeded: Mutex<Option<BufferedLimitExceeded>> = Mutex::new(None);
-        let work = || {
-            loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                if i >= slots.len() {
-                    break;
-                }
-                let taken = slots[i].lock().unwrap_or_else(|p| p.into_inner()).take();
-                let result = match taken {
-                    Some(Ok(prepared)) => match self.fetch_buffered(prepared) {
-                        Ok(fetched) => fetched,
-                        Err(e) => {
-                            // The batch is lost: send nothing more of it.
-                            *exceeded.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                            next.store(slots.len(), Ordering::SeqCst);
-                            break;
-                        }
-                    },
-                    Some(Err(e)) => Err(e),
-                    None => unreachable!("each slot is taken once"),
-                };
-                *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
+        // Sends the next request of the batch; false when none is left.
+        let step = || {
+            let i = next.fetch_add(1, Ordering::SeqCst);
+            if i >= slots.len() {
+                return false;
             }
+            let taken = slots[i].lock().unwrap_or_else(|p| p.into_inner()).take();
+            let result = match taken {
+                Some(Ok(prepared)) => match self.fetch_buffered(prepared) {
+                    Ok(fetched) => fetched,
+                    Err(e) => {
+                        // The batch is lost: send nothing more of it.
+                        *exceeded.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                        next.store(slots.len(), Ordering::SeqCst);
+                        return false;
+                    }
+                },
+                Some(Err(e)) => Err(e),
+                None => unreachable!("each slot is taken once"),
+            };
+            *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
+            true
         };
+        let work = || while step() {};
+        if !self.credentials_accepted.load(Ordering::SeqCst) {
+            step();
+        }
         let workers = free.min(slots.len());
         if workers <= 1 {
             work();
@@ -1016,6 +1025,9 @@ impl HttpClient {
     /// The answer policy: a 401 latches "credentials rejected" and fails; a
     /// 429 after that is most likely Nextcloud's brute-force lockout.
     fn judge(&self, what: &str, status: u16) -> Result<(), HttpError> {
+        if status < 400 {
+            self.credentials_accepted.store(true, Ordering::SeqCst);
+        }
         match status {
             401 => {
                 self.credentials_rejected.store(true, Ordering::SeqCst);
@@ -2029,9 +2041,11 @@ mod tests {
 
     #[test]
     fn a_429_after_a_401_is_the_lockout_and_is_not_retried() {
-        // Two requests of one send-all are both on the server before the
-        // first is answered 401; the second is answered 429 only once the
-        // client has seen that 401: then it is the brute-force lockout.
+        // The credentials worked once (so a batch no longer sends its first
+        // request alone), then were revoked: two requests of one send-all
+        // are both on the server before the first is answered 401; the
+        // second is answered 429 only once the client has seen that 401:
+        // then it is the brute-force lockout.
         let client: Arc<std::sync::OnceLock<Arc<HttpClient>>> = Arc::default();
         let both_arrived = Arc::new(std::sync::Barrier::new(2));
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -2039,10 +2053,14 @@ mod tests {
         {
             let client = client.clone();
             std::thread::spawn(move || {
-                for stream in listener.incoming().flatten().take(2) {
+                for stream in listener.incoming().flatten().take(3) {
                     let (client, both_arrived) = (client.clone(), both_arrived.clone());
                     std::thread::spawn(move || {
                         let head = read_request(&stream);
+                        if head.starts_with("GET /remote.php/dav/files/alice/ok ") {
+                            let _ = (&stream).write_all(reply("200 OK", "", "").as_bytes());
+                            return;
+                        }
                         both_arrived.wait();
                         let mut stream = stream;
                         if head.starts_with("GET /remote.php/dav/files/alice/first ") {
@@ -2063,6 +2081,10 @@ mod tests {
         let (c, _) = paced_client(&base, "", StopFlag::new());
         let c = Arc::new(c);
         client.set(c.clone()).unwrap();
+        let ok = c.send(OutgoingRequest::get(format!(
+            "{base}/remote.php/dav/files/alice/ok"
+        )));
+        assert_eq!(ok.unwrap().status, 200);
         let results = c
             .send_all(vec![
                 OutgoingRequest::get(format!("{base}/remote.php/dav/files/alice/first")),
@@ -2076,8 +2098,83 @@ mod tests {
             }
             other => panic!("{:?}", other.as_ref().map(|r| r.status)),
         }
-        assert_eq!(c.requests_sent(), 2, "the 429 was not retried");
+        assert_eq!(c.requests_sent(), 3, "the 429 was not retried");
         assert_eq!(c.retries(), 0);
+    }
+
+    #[test]
+    fn a_batch_sent_before_the_credentials_worked_costs_one_failed_login() {
+        let (base, seen) = server(|_| reply("401 Unauthorized", "", ""));
+        let (c, _) = paced_client(&base, "", StopFlag::new());
+        let paths = ["a", "b", "c", "d"];
+        let results = c
+            .send_all(
+                paths
+                    .iter()
+                    .map(|p| OutgoingRequest::get(format!("{base}/remote.php/dav/files/alice/{p}")))
+                    .collect(),
+            )
+            .unwrap();
+        assert!(matches!(&results[0], Err(HttpError::Unauthorized(m)) if m.contains("401")));
+        assert!(
+            results[1..]
+                .iter()
+                .all(|r| matches!(r, Err(HttpError::Unauthorized(m)) if m.starts_with("not sent")))
+        );
+        assert_eq!(seen.lock().unwrap().len(), 1, "one failed login");
+    }
+
+    #[test]
+    fn once_the_credentials_worked_a_batch_runs_concurrently() {
+        // The batch's answers wait (a while) for both its requests to be on
+        // the server: sent one after the other, the first waits in vain.
+        let arrived = Arc::new(AtomicUsize::new(0));
+        let together = Arc::new(AtomicUsize::new(0));
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        {
+            let together = together.clone();
+            std::thread::spawn(move || {
+                for (i, stream) in listener.incoming().flatten().take(3).enumerate() {
+                    let (arrived, together) = (arrived.clone(), together.clone());
+                    std::thread::spawn(move || {
+                        read_request(&stream);
+                        if i > 0 {
+                            arrived.fetch_add(1, Ordering::SeqCst);
+                            let deadline = Instant::now() + Duration::from_secs(5);
+                            while arrived.load(Ordering::SeqCst) < 2 && Instant::now() < deadline {
+                                std::thread::sleep(Duration::from_millis(5));
+                            }
+                            if arrived.load(Ordering::SeqCst) == 2 {
+                                together.fetch_add(1, Ordering::SeqCst);
+                            }
+                        }
+                        let _ = (&stream).write_all(reply("200 OK", "", "").as_bytes());
+                    });
+                }
+            });
+        }
+        let (c, _) = paced_client(&base, "", StopFlag::new());
+        let first = c.send(OutgoingRequest::get(format!(
+            "{base}/remote.php/dav/files/alice/first"
+        )));
+        assert_eq!(first.unwrap().status, 200);
+        let results = c
+            .send_all(vec![
+                OutgoingRequest::get(format!("{base}/remote.php/dav/files/alice/a")),
+                OutgoingRequest::get(format!("{base}/remote.php/dav/files/alice/b")),
+            ])
+            .unwrap();
+        assert!(
+            results
+                .iter()
+                .all(|r| r.as_ref().is_ok_and(|r| r.status == 200))
+        );
+        assert_eq!(
+            together.load(Ordering::SeqCst),
+            2,
+            "both were in flight at once"
+        );
     }
 
     // ----- pace --------------------------------------------------------------
