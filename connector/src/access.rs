@@ -78,16 +78,6 @@ impl From<PrincipalKey> for Principal {
 }
 
 #[derive(Deserialize)]
-struct Envelope {
-    ocs: Ocs,
-}
-
-#[derive(Deserialize)]
-struct Ocs {
-    data: Vec<RawShare>,
-}
-
-#[derive(Deserialize)]
 struct RawShare {
     id: serde_json::Value,
     share_type: i64,
@@ -106,11 +96,11 @@ struct RawShare {
 /// The grants of a share list, sorted; share types this connector does not
 /// model (teams, Talk rooms, …) are returned apart, for a log line.
 pub fn parse_shares(body: &[u8]) -> Result<(Vec<Grant>, Vec<String>), Error> {
-    let env: Envelope = serde_json::from_slice(body)
-        .map_err(|e| Error::Protocol(format!("share list answer: {e}")))?;
+    let shares: Vec<RawShare> =
+        crate::ocs::data(body).map_err(|e| Error::Protocol(format!("share list answer: {e}")))?;
     let mut grants = Vec::new();
     let mut skipped = Vec::new();
-    for s in env.ocs.data {
+    for s in shares {
         let id = json_text(&s.id);
         let file_id = s.file_source.as_ref().map(json_text).unwrap_or_default();
         let with = s.share_with.clone().unwrap_or_default();

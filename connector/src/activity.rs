@@ -40,16 +40,6 @@ pub enum Kind {
 }
 
 #[derive(Deserialize)]
-struct Envelope {
-    ocs: Ocs,
-}
-
-#[derive(Deserialize)]
-struct Ocs {
-    data: Vec<RawActivity>,
-}
-
-#[derive(Deserialize)]
 struct RawActivity {
     activity_id: u64,
     #[serde(rename = "type", default)]
@@ -65,9 +55,9 @@ struct RawActivity {
 
 /// The entries of one page, oldest first as asked (`sort=asc`).
 pub fn parse_page(body: &[u8]) -> Result<Vec<Activity>, ActivityError> {
-    let env: Envelope =
-        serde_json::from_slice(body).map_err(|e| ActivityError::Shape(e.to_string()))?;
-    env.ocs.data.into_iter().map(to_activity).collect()
+    let raw: Vec<RawActivity> =
+        crate::ocs::data(body).map_err(|e| ActivityError::Shape(e.to_string()))?;
+    raw.into_iter().map(to_activity).collect()
 }
 
 fn to_activity(raw: RawActivity) -> Result<Activity, ActivityError> {

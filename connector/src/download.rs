@@ -26,11 +26,11 @@
 
 use std::io::Read;
 
+use crate::body::io_error;
 use crate::checksum::{self, Checksum, Hasher};
 use crate::error::Error;
 use crate::host::{Host, Level, Request, Response};
 use crate::href::DavRoot;
-use crate::io_error;
 use crate::model::Record;
 
 /// The most a single chunk holds on its way to the destination.

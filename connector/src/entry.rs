@@ -50,7 +50,7 @@ pub fn own_level(entry: &DavEntry) -> PermissionLevel {
 
 /// The record for an entry; `parent_external_id` and `permissions` are left
 /// for the caller, which knows the folders placed so far and the shares.
-pub fn to_record(entry: &DavEntry, root: &DavRoot) -> Result<Record, EntryError> {
+pub fn to_record(mut entry: DavEntry, root: &DavRoot) -> Result<Record, EntryError> {
     let path = root.path_of(&entry.href).map_err(|e| EntryError {
         href: entry.href.clone(),
         path: None,
@@ -69,9 +69,12 @@ pub fn to_record(entry: &DavEntry, root: &DavRoot) -> Result<Record, EntryError>
             "the server could not read its properties (status {status}); unavailable storage?"
         )));
     }
+    // Canonical digits: the path cache and id sets know an id by its number.
     let external_id = match entry.fileid.as_deref().map(str::trim) {
-        Some(id) if id.parse::<u64>().is_ok() && !id.starts_with('+') => id.to_string(),
-        Some(id) => return Err(fail(format!("oc:fileid {id:?} is not a number"))),
+        Some(id) => match id.parse::<u64>() {
+            Ok(n) if !id.starts_with('+') => n.to_string(),
+            _ => return Err(fail(format!("oc:fileid {id:?} is not a number"))),
+        },
         None => return Err(fail("no oc:fileid".into())),
     };
     let etag = entry
@@ -116,7 +119,7 @@ pub fn to_record(entry: &DavEntry, root: &DavRoot) -> Result<Record, EntryError>
             .map(str::to_string)
             .unwrap_or_else(|| mime::by_name(&name).to_string())
     };
-    let letters = entry.permissions.clone().unwrap_or_default();
+    let letters = entry.permissions.take().unwrap_or_default();
     let is_share_mount =
         entry.is_mount_root.as_deref().map(str::trim) == Some("true") && letters.contains('S');
     let letters = if is_share_mount {
@@ -136,8 +139,8 @@ pub fn to_record(entry: &DavEntry, root: &DavRoot) -> Result<Record, EntryError>
         created,
         permissions: Vec::new(),
         permission_letters: letters,
-        owner_id: entry.owner_id.clone().filter(|o| !o.is_empty()),
-        checksums: entry.checksums.clone(),
+        owner_id: entry.owner_id.take().filter(|o| !o.is_empty()),
+        checksums: std::mem::take(&mut entry.checksums),
         path,
     })
 }

@@ -24,11 +24,11 @@ pub fn relist<H: Host>(
     if run.list("/")? == Listed::Gone {
         return Err(Error::Http(format!(
             "the user's files folder {} does not exist (HTTP 404); is the user id right?",
-            run.root.root_url()
+            run.dav.root.root_url()
         )));
     }
-    run.settle();
-    if run.complete {
+    let mut run = run.settle();
+    if run.complete() {
         run.delete_unseen_under("/")?;
         run.all_verified();
     } else {

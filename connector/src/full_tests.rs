@@ -6,9 +6,12 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use crate::Connector;
-use crate::error::Error;
+use crate::error::{Error, HttpError};
+use crate::host::{Request, Response};
 use crate::model::{Config, Filters, RecordChange, SyncMode};
 use crate::testing::{DavNode, MemoryHost, fixture, multistatus, response};
+
+type Answer = Result<Response<std::io::Cursor<Vec<u8>>>, HttpError>;
 
 const BASE: &str = "http://127.0.0.1:8080";
 
@@ -26,7 +29,12 @@ fn connector(batch_size: u32) -> Connector {
 
 /// A server whose listing is whatever `body` holds right now.
 fn server(body: Rc<RefCell<Vec<u8>>>) -> MemoryHost {
-    MemoryHost::new(move |req| {
+    MemoryHost::new(serve(body))
+}
+
+/// How [`server`] answers.
+fn serve(body: Rc<RefCell<Vec<u8>>>) -> impl FnMut(&Request) -> Answer {
+    move |req| {
         if req.url.ends_with("/ocs/v2.php/cloud/user?format=json") {
             assert!(
                 req.headers
@@ -42,7 +50,7 @@ fn server(body: Rc<RefCell<Vec<u8>>>) -> MemoryHost {
         assert_eq!(req.method, "PROPFIND");
         let listing = body.borrow().clone();
         response(207, answer(&listing, &req.url, &depth_of(req)))
-    })
+    }
 }
 
 /// What a server holding `listing` answers a PROPFIND on `url` at `depth`,
@@ -384,6 +392,60 @@ fn falls_back_to_a_depth_1_walk_when_infinity_is_refused() {
         changes,
         ["/", "/a", "/f.txt", "/a/b", "/a/g.txt", "/a/b/h.txt"]
     );
+}
+
+/// A refused `Depth: infinity` is a quirk learned once: kept with the
+/// state, so later runs list new folders folder by folder without asking
+/// again; a listing of the whole account asks anyway.
+#[test]
+fn a_refused_infinity_is_remembered_between_runs() {
+    let body = Rc::new(RefCell::new(body_of(&[
+        node("/", 1, true, "r1"),
+        node("/a", 2, true, "a1"),
+        node("/a/f.txt", 3, false, "f1"),
+    ])));
+    let mut listing = serve(body.clone());
+    let host = MemoryHost::new(move |req| {
+        if depth_of(req) == "infinity" {
+            return response(
+                403,
+                r#"<d:error xmlns:d="DAV:"><d:propfind-finite-depth/></d:error>"#,
+            );
+        }
+        listing(req)
+    });
+    let infinities = |host: &MemoryHost| {
+        host.requests
+            .borrow()
+            .iter()
+            .filter(|r| depth_of(r) == "infinity")
+            .count()
+    };
+    connector(100).run_sync(&host).unwrap();
+    assert_eq!(infinities(&host), 1, "the full listing asks once");
+    let kept = host
+        .committed
+        .borrow()
+        .points
+        .get(crate::keys::SERVER)
+        .cloned();
+    assert_eq!(
+        kept.as_deref(),
+        Some(r#"{"depth_infinity":false,"activity":false}"#)
+    );
+    // A new folder with a file: the reconcile lists it whole, folder by folder.
+    *body.borrow_mut() = body_of(&[
+        node("/", 1, true, "r2"),
+        node("/a", 2, true, "a1"),
+        node("/a/f.txt", 3, false, "f1"),
+        node("/n", 4, true, "n1"),
+        node("/n/g.txt", 5, false, "g1"),
+    ]);
+    host.requests.borrow_mut().clear();
+    let summary = connector(100).run_sync(&host).unwrap();
+    assert_eq!(summary.new, 2);
+    assert_eq!(infinities(&host), 0, "the refusal was remembered");
+    assert_eq!(paths_by_id(&host)["5"], "/n/g.txt");
 }
 
 #[test]

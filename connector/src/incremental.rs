@@ -4,14 +4,16 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::activity::{self, Changed};
+use crate::body::read_body;
 use crate::error::Error;
 use crate::full;
-use crate::host::{Host, Level, Request};
+use crate::host::{Host, Level, Request, Response};
 use crate::href::parent_of;
+use crate::keys;
 use crate::model::{Record, SyncSummary};
+use crate::ocs;
 use crate::run::{Listed, Run};
 use crate::search::{self, Found};
-use crate::{keys, read_body};
 
 /// The server caps `limit` at 200 raw rows.
 const PAGE_ROWS: u32 = 200;
@@ -28,34 +30,30 @@ pub enum Outcome {
     Gap(String),
 }
 
-pub fn activity_url(base_url: &str, query: &str) -> String {
-    format!(
-        "{}/ocs/v2.php/apps/activity/api/v2/activity/files?format=json&{query}",
-        base_url.trim_end_matches('/')
+/// The page of the activity stream after activity `since`, oldest first.
+pub fn page_request(base_url: &str, since: u64) -> Request {
+    ocs::get(
+        base_url,
+        ocs::ACTIVITY,
+        &format!("sort=asc&limit={PAGE_ROWS}&since={since}"),
     )
 }
 
-/// Reads every page since `cursor`; `Err(Gap)` when the stream cannot be trusted.
+/// Reads every page since `cursor`, the first being `first` (sent with the
+/// run's other first reads); `Err(Gap)` when the stream cannot be trusted.
 fn read_stream<H: Host>(
     host: &H,
     base_url: &str,
     cursor: u64,
+    first: Response<H::Body>,
 ) -> Result<Result<Changed, String>, Error> {
     let mut changed = Changed {
         last_id: cursor,
         ..Changed::default()
     };
     let mut since = cursor;
+    let mut response = first;
     loop {
-        let url = activity_url(
-            base_url,
-            &format!("sort=asc&limit={PAGE_ROWS}&since={since}"),
-        );
-        let response = host.send(
-            Request::new("GET", url)
-                .header("OCS-APIRequest", "true")
-                .header("Accept", "application/json"),
-        )?;
         match response.status {
             // Nothing (more) since the cursor.
             304 | 204 => break,
@@ -91,6 +89,7 @@ fn read_stream<H: Host>(
                 )));
             }
         }
+        response = host.send(page_request(base_url, since))?;
     }
     Ok(Ok(changed))
 }
@@ -102,11 +101,12 @@ pub fn incremental<H: Host>(
     mut run: Run<'_, H>,
     base_url: &str,
     cursor: u64,
+    first_page: Response<H::Body>,
     regrant: &[String],
     shares: (&'static str, String),
 ) -> Result<Outcome, Error> {
     let host = run.host();
-    let changed = match read_stream(host, base_url, cursor)? {
+    let changed = match read_stream(host, base_url, cursor, first_page)? {
         Ok(changed) => changed,
         Err(gap) => return Ok(Outcome::Gap(gap)),
     };
@@ -173,7 +173,7 @@ pub fn incremental<H: Host>(
         .map(|(id, _)| *id)
         .collect();
     if !missing.is_empty() {
-        let user_id = run.identity().user_id.clone();
+        let user_id = run.dav.who.user_id.clone();
         match search::by_file_ids(&mut run, base_url, &user_id, &missing)? {
             Found::Paths(found) => {
                 for id in &missing {

@@ -1,9 +1,37 @@
-//! OCS answers: `cloud/user`, `status.php`, capabilities.
+//! OCS, Nextcloud's JSON API: every OCS request is built here and every
+//! answer unwrapped here; the endpoints' own shapes live with their readers
+//! (`cloud/user` and `status.php` below, shares in [`crate::access`],
+//! activity in [`crate::activity`]).
 
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use crate::entry::Identity;
 use crate::error::Error;
+use crate::host::Request;
+
+/// Who the credential belongs to.
+pub const USER: &str = "cloud/user";
+pub const CAPABILITIES: &str = "cloud/capabilities";
+/// What the user shared (`reshares=true`: also what others reshared of theirs).
+pub const SHARES: &str = "apps/files_sharing/api/v1/shares";
+/// The Activity app's stream of file events.
+pub const ACTIVITY: &str = "apps/activity/api/v2/activity/files";
+
+/// A GET of an OCS endpoint, as JSON. Without `OCS-APIRequest` Nextcloud
+/// treats the call as a browser's and wants a CSRF token.
+pub fn get(base_url: &str, endpoint: &str, query: &str) -> Request {
+    let and = if query.is_empty() { "" } else { "&" };
+    Request::new(
+        "GET",
+        format!(
+            "{}/ocs/v2.php/{endpoint}?format=json{and}{query}",
+            base_url.trim_end_matches('/')
+        ),
+    )
+    .header("OCS-APIRequest", "true")
+    .header("Accept", "application/json")
+}
 
 #[derive(Deserialize)]
 struct Envelope<T> {
@@ -13,6 +41,11 @@ struct Envelope<T> {
 #[derive(Deserialize)]
 struct Ocs<T> {
     data: T,
+}
+
+/// `ocs.data` of an answer.
+pub fn data<T: DeserializeOwned>(body: &[u8]) -> Result<T, serde_json::Error> {
+    serde_json::from_slice::<Envelope<T>>(body).map(|e| e.ocs.data)
 }
 
 #[derive(Deserialize)]
@@ -28,9 +61,8 @@ struct CloudUser {
 }
 
 pub fn parse_user(body: &[u8]) -> Result<Identity, Error> {
-    let env: Envelope<CloudUser> = serde_json::from_slice(body)
-        .map_err(|e| Error::Protocol(format!("cloud/user answer: {e}")))?;
-    let user = env.ocs.data;
+    let user: CloudUser =
+        data(body).map_err(|e| Error::Protocol(format!("cloud/user answer: {e}")))?;
     if user.id.is_empty() {
         return Err(Error::Protocol(
             "cloud/user answer has an empty user id".into(),

@@ -160,6 +160,22 @@ struct Propstat {
     status: Option<u16>,
 }
 
+/// What an open element is, as far as the reader cares: decided when it
+/// starts, so its end needs no namespace lookup (the reader checks that
+/// each end tag names the element it closes).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Open {
+    Multistatus,
+    Response,
+    /// `href` or `status` of a response: its text is being captured.
+    ResponseText,
+    Propstat,
+    PropstatStatus,
+    Prop,
+    Checksum,
+    Other,
+}
+
 /// What the text being collected belongs to.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Capture {
@@ -181,6 +197,8 @@ pub struct MultistatusReader<R: BufRead> {
     propstat: Option<Propstat>,
     /// The property element (depth 5) we are inside.
     prop: Option<Prop>,
+    /// What each open element is, outermost first.
+    opened: Vec<Open>,
     capture: Capture,
     text: String,
 }
@@ -198,6 +216,7 @@ impl<R: BufRead> MultistatusReader<R> {
             entry: None,
             propstat: None,
             prop: None,
+            opened: Vec::with_capacity(8),
             capture: Capture::None,
             text: String::new(),
         }
@@ -214,21 +233,19 @@ impl<R: BufRead> MultistatusReader<R> {
     fn read_entry(&mut self, buf: &mut Vec<u8>) -> Result<Option<DavEntry>, ParseError> {
         loop {
             buf.clear();
-            let (ns, event) = self
-                .reader
-                .read_resolved_event_into(buf)
-                .map_err(xml_error)?;
-            let ns = ns_of(ns);
-            match event {
+            match self.reader.read_event_into(buf).map_err(xml_error)? {
                 Event::Start(start) => {
                     self.depth += 1;
                     if self.depth > MAX_DEPTH {
                         return Err(ParseError::TooDeep);
                     }
-                    self.on_start(ns, start.local_name().as_ref())?;
+                    let (ns, local) = self.reader.resolve_element(start.name());
+                    let open = self.on_start(ns_of(ns), local.as_ref())?;
+                    self.opened.push(open);
                 }
-                Event::End(end) => {
-                    let done = self.on_end(ns, end.local_name().as_ref())?;
+                Event::End(_) => {
+                    let open = self.opened.pop().unwrap_or(Open::Other);
+                    let done = self.on_end(open)?;
                     self.depth -= 1;
                     if let Some(entry) = done {
                         return Ok(Some(entry));
@@ -238,6 +255,8 @@ impl<R: BufRead> MultistatusReader<R> {
                         return Ok(None);
                     }
                 }
+                // Text outside a captured value (indentation) is not even decoded.
+                Event::Text(_) if self.capture == Capture::None => {}
                 Event::Text(t) => {
                     let text = t.decode().map_err(|_| not_utf8())?;
                     self.push_text(&text)?;
@@ -280,8 +299,8 @@ impl<R: BufRead> MultistatusReader<R> {
         }
     }
 
-    fn on_start(&mut self, ns: Ns, local: &[u8]) -> Result<(), ParseError> {
-        match self.depth {
+    fn on_start(&mut self, ns: Ns, local: &[u8]) -> Result<Open, ParseError> {
+        Ok(match self.depth {
             1 => {
                 if (ns, local) != (DAV, &b"multistatus"[..]) {
                     return Err(ParseError::NotMultistatus(
@@ -289,16 +308,30 @@ impl<R: BufRead> MultistatusReader<R> {
                     ));
                 }
                 self.seen_root = true;
+                Open::Multistatus
             }
-            2 if (ns, local) == (DAV, &b"response"[..]) => self.entry = Some(DavEntry::default()),
+            2 if (ns, local) == (DAV, &b"response"[..]) => {
+                self.entry = Some(DavEntry::default());
+                Open::Response
+            }
             3 if self.entry.is_some() => match (ns, local) {
-                (DAV, b"href") => self.start_capture(Capture::Href),
-                (DAV, b"status") => self.start_capture(Capture::ResponseStatus),
-                (DAV, b"propstat") => self.propstat = Some(Propstat::default()),
-                _ => {}
+                (DAV, b"href") => {
+                    self.start_capture(Capture::Href);
+                    Open::ResponseText
+                }
+                (DAV, b"status") => {
+                    self.start_capture(Capture::ResponseStatus);
+                    Open::ResponseText
+                }
+                (DAV, b"propstat") => {
+                    self.propstat = Some(Propstat::default());
+                    Open::Propstat
+                }
+                _ => Open::Other,
             },
             4 if self.propstat.is_some() && (ns, local) == (DAV, &b"status"[..]) => {
                 self.start_capture(Capture::PropstatStatus);
+                Open::PropstatStatus
             }
             5 if self.propstat.is_some() => {
                 let prop = prop_of(ns, local);
@@ -306,40 +339,39 @@ impl<R: BufRead> MultistatusReader<R> {
                 if !matches!(prop, Prop::ResourceType | Prop::Checksums | Prop::Other) {
                     self.start_capture(Capture::Prop(prop));
                 }
+                Open::Prop
             }
             6 => match (self.prop, ns, local) {
                 (Some(Prop::ResourceType), DAV, b"collection") => {
                     if let Some(p) = self.propstat.as_mut() {
                         p.collection = true;
                     }
+                    Open::Other
                 }
-                (Some(Prop::Checksums), OC, b"checksum") => self.start_capture(Capture::Checksum),
-                _ => {}
+                (Some(Prop::Checksums), OC, b"checksum") => {
+                    self.start_capture(Capture::Checksum);
+                    Open::Checksum
+                }
+                _ => Open::Other,
             },
-            _ => {}
-        }
-        Ok(())
+            _ => Open::Other,
+        })
     }
 
-    fn on_end(&mut self, ns: Ns, local: &[u8]) -> Result<Option<DavEntry>, ParseError> {
-        match self.depth {
-            2 if (ns, local) == (DAV, &b"response"[..]) => return Ok(self.entry.take()),
-            3 => match (ns, local) {
-                (DAV, b"href") | (DAV, b"status") => self.finish_capture()?,
-                (DAV, b"propstat") => {
-                    if let (Some(p), Some(entry)) = (self.propstat.take(), self.entry.as_mut()) {
-                        apply_propstat(entry, p);
-                    }
+    fn on_end(&mut self, open: Open) -> Result<Option<DavEntry>, ParseError> {
+        match open {
+            Open::Response => return Ok(self.entry.take()),
+            Open::ResponseText | Open::PropstatStatus | Open::Checksum => self.finish_capture()?,
+            Open::Propstat => {
+                if let (Some(p), Some(entry)) = (self.propstat.take(), self.entry.as_mut()) {
+                    apply_propstat(entry, p);
                 }
-                _ => {}
-            },
-            4 if (ns, local) == (DAV, &b"status"[..]) => self.finish_capture()?,
-            5 => {
+            }
+            Open::Prop => {
                 self.finish_capture()?;
                 self.prop = None;
             }
-            6 if self.capture == Capture::Checksum => self.finish_capture()?,
-            _ => {}
+            Open::Multistatus | Open::Other => {}
         }
         Ok(None)
     }

@@ -24,7 +24,7 @@ pub fn reconcile<H: Host>(
     let Some(root) = run.fetch(&["/".to_string()])?.pop().flatten() else {
         return Err(Error::Http(format!(
             "the user's files folder {} does not exist (HTTP 404)",
-            run.root.root_url()
+            run.dav.root.root_url()
         )));
     };
     let known_root = host
@@ -106,7 +106,7 @@ pub fn reconcile<H: Host>(
         }
     }
     run.regrant(regrant)?;
-    run.settle();
+    let mut run = run.settle();
     run.all_verified();
     run.finish(sync_points)
 }

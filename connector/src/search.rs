@@ -3,12 +3,12 @@
 //! Nextcloud 32 answers it with `nc:upload_time` 0, and a mount point with
 //! the bare share bits, so the items are read again where they are found.
 
+use crate::body::read_body;
 use crate::entry::to_record;
 use crate::error::Error;
 use crate::host::{Host, Level, Request};
 use crate::propfind::MultistatusReader;
 use crate::run::{Run, parse_error};
-use crate::{read_body, xml_escape};
 
 /// Ids per SEARCH; the server allows 100 operators in one query.
 const IDS_PER_SEARCH: usize = 50;
@@ -74,7 +74,7 @@ pub fn by_file_ids<H: Host>(
         for entry in MultistatusReader::new(&body[..]) {
             let entry = entry.map_err(parse_error)?;
             // Unreadable: the id cannot be declared gone.
-            let record = to_record(&entry, run.root).map_err(|e| {
+            let record = to_record(entry, run.dav.root).map_err(|e| {
                 Error::Protocol(format!("the server's search answer is unreadable: {e}"))
             })?;
             match record.external_id.parse::<u64>() {
@@ -90,4 +90,9 @@ pub fn by_file_ids<H: Host>(
         }
     }
     Ok(Found::Paths(found))
+}
+
+/// Escapes text for an XML element.
+fn xml_escape(text: &str) -> String {
+    quick_xml::escape::escape(text).into_owned()
 }
