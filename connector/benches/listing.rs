@@ -12,8 +12,8 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use connector::access::Access;
-use connector::entry::{own_level, to_record};
 use connector::entry::Identity;
+use connector::entry::{own_level, to_record};
 use connector::href::DavRoot;
 use connector::placement::Placer;
 use connector::propfind::MultistatusReader;

@@ -9,14 +9,14 @@ use crate::keys;
 use crate::model::{Record, RecordChange, SyncMode, SyncSummary};
 
 /// What a listed record means against the known one; `None` when unchanged.
-pub fn classify(record: &Record, known: Option<&Record>) -> Option<RecordChange> {
+pub fn classify(record: Record, known: Option<&Record>) -> Option<RecordChange> {
     match known {
-        None => Some(RecordChange::New(record.clone())),
-        Some(k) if k == record => None,
-        Some(k) if !record.is_folder && content_changed(k, record) => {
-            Some(RecordChange::ContentUpdated(record.clone()))
+        None => Some(RecordChange::New(record)),
+        Some(k) if *k == record => None,
+        Some(k) if !record.is_folder && content_changed(k, &record) => {
+            Some(RecordChange::ContentUpdated(record))
         }
-        Some(_) => Some(RecordChange::MetadataUpdated(record.clone())),
+        Some(_) => Some(RecordChange::MetadataUpdated(record)),
     }
 }
 
@@ -29,11 +29,6 @@ fn content_changed(known: &Record, record: &Record) -> bool {
         || known.size != record.size
         || known.modified != record.modified
         || known.checksums != record.checksums
-}
-
-enum Write {
-    Put(Vec<Record>),
-    Remove(Vec<String>),
 }
 
 enum Item {
@@ -158,51 +153,63 @@ impl<'h, H: Host> Batcher<'h, H> {
         }
         let mut known = known.into_iter();
         let mut changes = Vec::new();
-        // Storage writes in the order of the changes: runs of puts and removals.
-        let mut writes: Vec<Write> = Vec::new();
         let mut removed_here: BTreeSet<String> = BTreeSet::new();
         for item in items {
             self.processed += 1;
-            match item {
+            let change = match item {
                 Item::Upsert(record) => {
                     let was = known
                         .next()
                         .flatten()
                         .filter(|_| !removed_here.contains(&record.external_id));
-                    match classify(&record, was.as_ref()) {
-                        Some(change) => {
-                            self.summary.count(&change);
-                            changes.push(change);
-                            match writes.last_mut() {
-                                Some(Write::Put(puts)) => puts.push(*record),
-                                _ => writes.push(Write::Put(vec![*record])),
-                            }
+                    match classify(*record, was.as_ref()) {
+                        Some(change) => change,
+                        None => {
+                            self.summary.unchanged += 1;
+                            continue;
                         }
-                        None => self.summary.unchanged += 1,
                     }
                 }
                 Item::Delete(id) => {
-                    let change = RecordChange::Deleted(id.clone());
-                    self.summary.count(&change);
-                    changes.push(change);
                     removed_here.insert(id.clone());
-                    match writes.last_mut() {
-                        Some(Write::Remove(ids)) => ids.push(id),
-                        _ => writes.push(Write::Remove(vec![id])),
-                    }
+                    RecordChange::Deleted(id)
                 }
-            }
+            };
+            self.summary.count(&change);
+            changes.push(change);
         }
         self.host.progress("records", self.processed, None);
         if changes.is_empty() {
             return Ok(false);
         }
         self.host.on_changes(&changes).map_err(Error::Storage)?;
-        for write in writes {
-            match write {
-                Write::Put(records) => self.host.put(&records),
-                Write::Remove(ids) => self.host.remove(&ids),
+        // The same records become known, in the order of the changes: runs
+        // of puts and removals (moved, not copied: a listing sends each once).
+        let mut puts: Vec<Record> = Vec::new();
+        let mut removals: Vec<String> = Vec::new();
+        for change in changes {
+            match change {
+                RecordChange::Deleted(id) => {
+                    if !puts.is_empty() {
+                        self.host.put(&std::mem::take(&mut puts));
+                    }
+                    removals.push(id);
+                }
+                RecordChange::New(r)
+                | RecordChange::ContentUpdated(r)
+                | RecordChange::MetadataUpdated(r) => {
+                    if !removals.is_empty() {
+                        self.host.remove(&std::mem::take(&mut removals));
+                    }
+                    puts.push(r);
+                }
             }
+        }
+        if !puts.is_empty() {
+            self.host.put(&puts);
+        }
+        if !removals.is_empty() {
+            self.host.remove(&removals);
         }
         Ok(true)
     }
@@ -247,7 +254,7 @@ mod tests {
         let same = |f: fn(&mut Record)| {
             let mut r = known.clone();
             f(&mut r);
-            kind(classify(&r, Some(&known)))
+            kind(classify(r, Some(&known)))
         };
         assert_eq!(same(|_| {}), "unchanged");
         assert_eq!(same(|r| r.etag = "e2".into()), "content");
@@ -257,6 +264,6 @@ mod tests {
         assert_eq!(same(|r| r.checksums = vec!["SHA1:ab".into()]), "content");
         assert_eq!(same(|r| r.path = "/b.txt".into()), "metadata");
         assert_eq!(same(|r| r.permission_letters = "SG".into()), "metadata");
-        assert_eq!(kind(classify(&known, None)), "new");
+        assert_eq!(kind(classify(known.clone(), None)), "new");
     }
 }

@@ -107,6 +107,9 @@ impl Connector {
             .and_then(|c| c.parse::<u64>().ok())
             .filter(|_| server.activity);
         let base = self.base_url();
+        let incremental_run = |grants: &[Grant], server| {
+            self.run(host, &root, &who, grants, server, SyncMode::Incremental)
+        };
         let shares = match cursor {
             Some(cursor) if !due => {
                 let [shares, page] = send_together(
@@ -117,14 +120,7 @@ impl Connector {
                     ],
                 )?;
                 let shares = Shares::read(host, shares)?;
-                let run = self.run(
-                    host,
-                    &root,
-                    &who,
-                    &shares.grants,
-                    server,
-                    SyncMode::Incremental,
-                );
+                let run = incremental_run(&shares.grants, server);
                 let outcome = incremental::incremental(
                     run,
                     base,
@@ -168,14 +164,7 @@ impl Connector {
         } else {
             None
         };
-        let run = self.run(
-            host,
-            &root,
-            &who,
-            &shares.grants,
-            server,
-            SyncMode::Incremental,
-        );
+        let run = incremental_run(&shares.grants, server);
         let mut points = self.sync_points(cursor, false);
         points.push(shares.point()?);
         reconcile::reconcile(run, &shares.regrant, &points)

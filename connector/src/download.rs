@@ -494,6 +494,17 @@ mod tests {
         DavRoot::new("https://cloud.example.com", "alice").unwrap()
     }
 
+    /// The whole file into a fresh destination.
+    fn whole(host: &MemoryHost, record: &Record) -> Result<StreamInfo, Error> {
+        stream(
+            host,
+            &root(),
+            record,
+            &StreamOptions::default(),
+            &mut Held::default(),
+        )
+    }
+
     fn file(path: &str, etag: &str, checksums: &[&str]) -> Record {
         Record {
             external_id: "42".into(),
@@ -619,14 +630,7 @@ mod tests {
         let host = MemoryHost::new(|_| panic!("no request for a folder"));
         let mut record = file("/Documents", "e1", &[]);
         record.is_folder = true;
-        let err = stream(
-            &host,
-            &root(),
-            &record,
-            &StreamOptions::default(),
-            &mut Held::default(),
-        )
-        .unwrap_err();
+        let err = whole(&host, &record).unwrap_err();
         assert!(
             matches!(&err, Error::Content(m) if m.contains("/Documents is a folder")),
             "{err:?}"
@@ -656,14 +660,7 @@ mod tests {
         let body = content(100_000);
         let wrong = sha1(b"something else");
         let host = MemoryHost::new(server(body, "e1", Some(wrong.clone()), false));
-        let err = stream(
-            &host,
-            &root(),
-            &file("/a.bin", "e1", &[]),
-            &StreamOptions::default(),
-            &mut Held::default(),
-        )
-        .unwrap_err();
+        let err = whole(&host, &file("/a.bin", "e1", &[])).unwrap_err();
         match err {
             Error::Content(m) => {
                 assert!(m.contains("checksum mismatch") && m.contains(&wrong), "{m}")
@@ -690,14 +687,7 @@ mod tests {
                 &[&format!("sha256:00 {}", md5.to_lowercase())],
             )
         };
-        let info = stream(
-            &host,
-            &root(),
-            &record,
-            &StreamOptions::default(),
-            &mut Held::default(),
-        )
-        .unwrap();
+        let info = whole(&host, &record).unwrap();
         assert_eq!(info.verified, Some(md5.clone()));
         // A wrong one fails.
         let host = MemoryHost::new(server(body.clone(), "e1", None, false));
@@ -706,21 +696,14 @@ mod tests {
             ..file("/a.bin", "e1", &["ADLER32:00000001"])
         };
         assert!(matches!(
-            stream(&host, &root(), &record, &StreamOptions::default(), &mut Held::default()),
+            whole(&host, &record),
             Err(Error::Content(m)) if m.contains("checksum mismatch")
         ));
         // The file changed since: the record's checksum describes the old
         // content and is not held against the new one.
         let host = MemoryHost::new(server(body.clone(), "e2", None, false));
         let record = file("/a.bin", "e1", &["ADLER32:00000001"]);
-        let info = stream(
-            &host,
-            &root(),
-            &record,
-            &StreamOptions::default(),
-            &mut Held::default(),
-        )
-        .unwrap();
+        let info = whole(&host, &record).unwrap();
         assert_eq!((info.verified, info.checksum), (None, None));
         assert_eq!(info.etag.as_deref(), Some("e2"));
     }
@@ -949,16 +932,7 @@ mod tests {
                 })
             }
         };
-        let run = |host: MemoryHost| {
-            stream(
-                &host,
-                &root(),
-                &file("/gone.txt", "e1", &[]),
-                &StreamOptions::default(),
-                &mut Held::default(),
-            )
-            .unwrap_err()
-        };
+        let run = |host: MemoryHost| whole(&host, &file("/gone.txt", "e1", &[])).unwrap_err();
         assert!(
             matches!(run(MemoryHost::new(answer(404))), Error::NotFound(m) if m.contains("/gone.txt") && m.contains("no longer exists"))
         );
@@ -980,14 +954,7 @@ mod tests {
                 body: Cursor::new(vec![1; 60]),
             })
         });
-        let err = stream(
-            &host,
-            &root(),
-            &file("/a.bin", "e1", &[]),
-            &StreamOptions::default(),
-            &mut Held::default(),
-        )
-        .unwrap_err();
+        let err = whole(&host, &file("/a.bin", "e1", &[])).unwrap_err();
         assert!(
             matches!(&err, Error::Http(m) if m.contains("60 of 100")),
             "{err:?}"
@@ -1015,74 +982,54 @@ mod tests {
 
     #[test]
     fn each_way_of_starting_over_says_why_in_the_log() {
-        let infos = |host: &MemoryHost| -> Vec<String> {
+        // (the server's etag, whether it honours If-Range, the record's
+        // size, the bytes held, what the log says)
+        let cases: [(&str, bool, u64, u64, &[&str]); 4] = [
+            (
+                "e2",
+                true,
+                0,
+                17,
+                &["the server sent all of /a.bin instead of the rest; starting over"],
+            ),
+            (
+                "e1",
+                true,
+                0,
+                50,
+                &["the server cannot continue /a.bin after byte 50 (HTTP 416); starting over"],
+            ),
+            (
+                "e2",
+                false,
+                40,
+                10,
+                &[
+                    "/a.bin changed since the held bytes were fetched (etag e2, 50 bytes now; e1, 40 bytes then); starting over",
+                ],
+            ),
+            // A 206 of the record's version: nothing to say.
+            ("e1", false, 50, 10, &[]),
+        ];
+        for (etag, honour_if_range, size, held, expected) in cases {
+            let host = MemoryHost::new(server(content(50), etag, None, honour_if_range));
+            let record = Record {
+                size,
+                ..file("/a.bin", "e1", &[])
+            };
+            stream(
+                &host,
+                &root(),
+                &record,
+                &resume_from(held),
+                &mut Held::default(),
+            )
+            .unwrap();
             let logs = host.logs.borrow();
             assert!(logs.iter().all(|(level, _)| *level == Level::Info));
-            logs.iter().map(|(_, m)| m.clone()).collect()
-        };
-        // 200: the server ignored the range.
-        let host = MemoryHost::new(server(content(50), "e2", None, true));
-        stream(
-            &host,
-            &root(),
-            &file("/a.bin", "e1", &[]),
-            &resume_from(17),
-            &mut Held::default(),
-        )
-        .unwrap();
-        assert_eq!(
-            infos(&host),
-            ["the server sent all of /a.bin instead of the rest; starting over"]
-        );
-        // 416: nothing after the offset.
-        let host = MemoryHost::new(server(content(50), "e1", None, true));
-        stream(
-            &host,
-            &root(),
-            &file("/a.bin", "e1", &[]),
-            &resume_from(50),
-            &mut Held::default(),
-        )
-        .unwrap();
-        assert_eq!(
-            infos(&host),
-            ["the server cannot continue /a.bin after byte 50 (HTTP 416); starting over"]
-        );
-        // 206 of another version.
-        let host = MemoryHost::new(server(content(50), "e2", None, false));
-        let record = Record {
-            size: 40,
-            ..file("/a.bin", "e1", &[])
-        };
-        stream(
-            &host,
-            &root(),
-            &record,
-            &resume_from(10),
-            &mut Held::default(),
-        )
-        .unwrap();
-        assert_eq!(
-            infos(&host),
-            [
-                "/a.bin changed since the held bytes were fetched (etag e2, 50 bytes now; e1, 40 bytes then); starting over"
-            ]
-        );
-        // 206 of the record's version: nothing to say.
-        let host = MemoryHost::new(server(content(50), "e1", None, false));
-        let record = Record {
-            size: 50,
-            ..file("/a.bin", "e1", &[])
-        };
-        stream(
-            &host,
-            &root(),
-            &record,
-            &resume_from(10),
-            &mut Held::default(),
-        )
-        .unwrap();
-        assert!(infos(&host).is_empty());
+            let said: Vec<&str> = logs.iter().map(|(_, m)| m.as_str()).collect();
+            assert_eq!(said, expected, "etag {etag}, held {held}");
+        }
     }
 
     #[test]
@@ -1117,14 +1064,7 @@ mod tests {
                 body: Cursor::new(vec![0; 10]),
             })
         });
-        let err = stream(
-            &host,
-            &root(),
-            &file("/a.bin", "e1", &[]),
-            &StreamOptions::default(),
-            &mut Held::default(),
-        )
-        .unwrap_err();
+        let err = whole(&host, &file("/a.bin", "e1", &[])).unwrap_err();
         assert!(
             matches!(&err, Error::Protocol(m) if m.contains("although all of it was asked for")),
             "{err:?}"

@@ -49,6 +49,10 @@ pub struct DavRoot {
     base: Url,
     /// Decoded segments of the root's URL path, e.g. `["nextcloud", "remote.php", "dav", "files", "alice"]`.
     segments: Vec<String>,
+    /// The root's URL path as this connector encodes it, without the last
+    /// `/` (`/nextcloud/remote.php/dav/files/alice`): an href that starts
+    /// with exactly these bytes is inside the root without decoding them.
+    raw_prefix: String,
     root_url: String,
 }
 
@@ -82,9 +86,15 @@ impl DavRoot {
             base_url.trim_end_matches('/'),
             encode_segment(user_id)
         );
+        let raw_prefix = format!(
+            "{}/remote.php/dav/files/{}",
+            base.path().trim_end_matches('/'),
+            encode_segment(user_id)
+        );
         Ok(DavRoot {
             base,
             segments,
+            raw_prefix,
             root_url,
         })
     }
@@ -117,7 +127,11 @@ impl DavRoot {
         let raw_path = raw_path.strip_suffix('/').unwrap_or(raw_path);
         // Decoded straight into the answer: this runs once per listed entry.
         let mut path = String::with_capacity(raw_path.len());
-        let mut depth = 0;
+        // The root written as this connector writes it: only the rest is read.
+        let (raw_path, mut depth) = match raw_path.strip_prefix(self.raw_prefix.as_str()) {
+            Some(rest) if rest.is_empty() || rest.starts_with('/') => (rest, self.segments.len()),
+            _ => (raw_path, 0),
+        };
         for raw in raw_path.split('/').skip(1) {
             let segment =
                 decode_segment(raw).ok_or_else(|| HrefError::Encoding(href.to_string()))?;
@@ -147,7 +161,12 @@ impl DavRoot {
 }
 
 fn decode_segment(raw: &str) -> Option<Cow<'_, str>> {
-    let segment = percent_decode_str(raw).decode_utf8().ok()?;
+    // Most segments have nothing encoded, and a `&str` is UTF-8 already.
+    let segment = if raw.contains('%') {
+        percent_decode_str(raw).decode_utf8().ok()?
+    } else {
+        Cow::Borrowed(raw)
+    };
     (!segment.contains(['/', '\0'])).then_some(segment)
 }
 
