@@ -7,6 +7,7 @@ use crate::mime;
 use crate::model::{PermissionLevel, Record};
 use crate::permissions;
 use crate::propfind::DavEntry;
+use crate::text::keep;
 
 /// Why one entry of a listing could not become a record. The listing goes on;
 /// the entry is logged and protected from deletion.
@@ -70,17 +71,24 @@ pub fn to_record(mut entry: DavEntry, root: &DavRoot) -> Result<Record, EntryErr
         )));
     }
     // Canonical digits: the path cache and id sets know an id by its number.
-    let external_id = match entry.fileid.as_deref().map(str::trim) {
+    let external_id = match entry.fileid.take().map(|id| keep(id, str::trim)) {
         Some(id) => match id.parse::<u64>() {
-            Ok(n) if !id.starts_with('+') => n.to_string(),
+            // Digits only; most have no leading zero and keep their allocation.
+            Ok(n) if !id.starts_with('+') => {
+                if id.len() > 1 && id.starts_with('0') {
+                    n.to_string()
+                } else {
+                    id
+                }
+            }
             _ => return Err(fail(format!("oc:fileid {id:?} is not a number"))),
         },
         None => return Err(fail("no oc:fileid".into())),
     };
     let etag = entry
         .etag
-        .as_deref()
-        .map(|e| e.trim().trim_matches('"').to_string())
+        .take()
+        .map(|e| keep(e, |e| e.trim().trim_matches('"')))
         .filter(|e| !e.is_empty())
         .ok_or_else(|| fail("no getetag".into()))?;
     let size_text = entry.size.as_deref().or(entry.content_length.as_deref());
@@ -113,10 +121,9 @@ pub fn to_record(mut entry: DavEntry, root: &DavRoot) -> Result<Record, EntryErr
     } else {
         entry
             .content_type
-            .as_deref()
-            .map(str::trim)
+            .take()
+            .map(|t| keep(t, str::trim))
             .filter(|t| !t.is_empty())
-            .map(str::to_string)
             .unwrap_or_else(|| mime::by_name(&name).to_string())
     };
     let letters = entry.permissions.take().unwrap_or_default();

@@ -36,6 +36,7 @@ pub mod mime;
 pub mod ocs;
 pub mod propfind;
 pub mod search;
+pub mod text;
 
 // Rules on records.
 pub mod access;

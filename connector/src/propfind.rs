@@ -12,6 +12,8 @@ use quick_xml::events::Event;
 use quick_xml::name::{Namespace, ResolveResult};
 use thiserror::Error;
 
+use crate::text::keep;
+
 /// The namespaces the reader cares about, whatever prefixes the server picks.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Ns {
@@ -154,7 +156,6 @@ fn prop_of(ns: Ns, local: &[u8]) -> Prop {
 /// Values of one propstat, applied to the entry only if its status is 200.
 #[derive(Default)]
 struct Propstat {
-    values: Vec<(Prop, String)>,
     collection: bool,
     checksums: Vec<String>,
     status: Option<u16>,
@@ -201,6 +202,8 @@ pub struct MultistatusReader<R: BufRead> {
     opened: Vec<Open>,
     capture: Capture,
     text: String,
+    /// The values of the propstat being read; one vector for all of them.
+    values: Vec<(Prop, String)>,
 }
 
 impl<R: BufRead> MultistatusReader<R> {
@@ -219,6 +222,7 @@ impl<R: BufRead> MultistatusReader<R> {
             opened: Vec::with_capacity(8),
             capture: Capture::None,
             text: String::new(),
+            values: Vec::with_capacity(16),
         }
     }
 
@@ -325,6 +329,7 @@ impl<R: BufRead> MultistatusReader<R> {
                 }
                 (DAV, b"propstat") => {
                     self.propstat = Some(Propstat::default());
+                    self.values.clear();
                     Open::Propstat
                 }
                 _ => Open::Other,
@@ -364,7 +369,7 @@ impl<R: BufRead> MultistatusReader<R> {
             Open::ResponseText | Open::PropstatStatus | Open::Checksum => self.finish_capture()?,
             Open::Propstat => {
                 if let (Some(p), Some(entry)) = (self.propstat.take(), self.entry.as_mut()) {
-                    apply_propstat(entry, p);
+                    apply_propstat(entry, p, self.values.drain(..));
                 }
             }
             Open::Prop => {
@@ -394,38 +399,41 @@ impl<R: BufRead> MultistatusReader<R> {
 
     fn finish_capture(&mut self) -> Result<(), ParseError> {
         let capture = std::mem::replace(&mut self.capture, Capture::None);
-        let text = std::mem::take(&mut self.text);
         match capture {
             Capture::None => {}
-            Capture::Href => {
-                if let Some(e) = self.entry.as_mut() {
-                    e.href = text.trim().to_string();
-                }
-            }
+            // Numbers are read where the text is; the buffer stays for the next value.
             Capture::ResponseStatus => {
+                let status = parse_status(&self.text)?;
                 if let Some(e) = self.entry.as_mut() {
-                    e.status = Some(parse_status(&text)?);
+                    e.status = Some(status);
                 }
             }
             Capture::PropstatStatus => {
+                let status = parse_status(&self.text)?;
                 if let Some(p) = self.propstat.as_mut() {
-                    p.status = Some(parse_status(&text)?);
+                    p.status = Some(status);
+                }
+            }
+            Capture::Href => {
+                if let Some(e) = self.entry.as_mut() {
+                    e.href = keep(std::mem::take(&mut self.text), str::trim);
                 }
             }
             Capture::Prop(prop) => {
-                if let Some(p) = self.propstat.as_mut() {
-                    p.values.push((prop, text));
+                if self.propstat.is_some() {
+                    self.values.push((prop, std::mem::take(&mut self.text)));
                 }
             }
             Capture::Checksum => {
-                if let Some(p) = self.propstat.as_mut() {
-                    let value = text.trim();
-                    if !value.is_empty() {
-                        p.checksums.push(value.to_string());
-                    }
+                let value = keep(std::mem::take(&mut self.text), str::trim);
+                if let Some(p) = self.propstat.as_mut()
+                    && !value.is_empty()
+                {
+                    p.checksums.push(value);
                 }
             }
         }
+        self.text.clear();
         Ok(())
     }
 }
@@ -448,7 +456,7 @@ impl<R: BufRead> Iterator for MultistatusReader<R> {
     }
 }
 
-fn apply_propstat(entry: &mut DavEntry, p: Propstat) {
+fn apply_propstat(entry: &mut DavEntry, p: Propstat, values: impl Iterator<Item = (Prop, String)>) {
     match p.status {
         Some(200) => {}
         Some(404) => return,
@@ -459,7 +467,7 @@ fn apply_propstat(entry: &mut DavEntry, p: Propstat) {
     }
     entry.is_collection |= p.collection;
     entry.checksums.extend(p.checksums);
-    for (prop, value) in p.values {
+    for (prop, value) in values {
         let slot = match prop {
             Prop::Etag => &mut entry.etag,
             Prop::LastModified => &mut entry.last_modified,
