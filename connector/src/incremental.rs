@@ -105,8 +105,7 @@ pub fn incremental<H: Host>(
     regrant: &[String],
     shares: (&'static str, String),
 ) -> Result<Outcome, Error> {
-    let host = run.host();
-    let changed = match read_stream(host, base_url, cursor, first_page)? {
+    let changed = match read_stream(run.host(), base_url, cursor, first_page)? {
         Ok(changed) => changed,
         Err(gap) => return Ok(Outcome::Gap(gap)),
     };
@@ -137,7 +136,41 @@ pub fn incremental<H: Host>(
         );
         return full::relist(run, &points).map(Outcome::Synced);
     }
+    let found = match locate(&mut run, base_url, &changed)? {
+        Ok(found) => found,
+        Err(gap) => return Ok(Outcome::Gap(gap)),
+    };
+    let records = with_ancestors(&mut run, &changed, &found)?;
+    refresh(&mut run, &found.prior, records)?;
+    for id in &found.gone {
+        if let Some(k) = found.known.get(id) {
+            run.delete(k)?;
+        }
+    }
+    run.regrant(regrant)?;
+    run.finish(&points).map(Outcome::Synced)
+}
 
+/// Where the changed items are now.
+struct Located {
+    /// Each item's known record, before this run.
+    known: HashMap<u64, Record>,
+    /// Where each item was known, this run and unfinished earlier ones.
+    prior: PriorPaths,
+    /// Live items as they are now.
+    current: Vec<Record>,
+    /// Items that no longer exist for this user.
+    gone: Vec<u64>,
+}
+
+/// Reads each changed item where the stream last saw it, and finds by file
+/// id the ones that moved on since; `Err` when they cannot be found.
+fn locate<H: Host>(
+    run: &mut Run<'_, H>,
+    base_url: &str,
+    changed: &Changed,
+) -> Result<Result<Located, String>, Error> {
+    let host = run.host();
     let ids: Vec<String> = changed.items.keys().map(u64::to_string).collect();
     let known: HashMap<u64, Record> = changed
         .items
@@ -174,7 +207,7 @@ pub fn incremental<H: Host>(
         .collect();
     if !missing.is_empty() {
         let user_id = run.dav.who.user_id.clone();
-        match search::by_file_ids(&mut run, base_url, &user_id, &missing)? {
+        match search::by_file_ids(run, base_url, &user_id, &missing)? {
             Found::Paths(found) => {
                 for id in &missing {
                     if !found.iter().any(|(f, _)| f == id) {
@@ -197,22 +230,35 @@ pub fn incremental<H: Host>(
                 }
             }
             Found::Unsupported(status) => {
-                return Ok(Outcome::Gap(format!(
+                return Ok(Err(format!(
                     "moved items cannot be found: the server refuses SEARCH ({status})"
                 )));
             }
         }
     }
+    Ok(Ok(Located {
+        known,
+        prior,
+        current,
+        gone,
+    }))
+}
 
-    // Every ancestor of a change, old and new, has a new etag, size and mtime,
-    // and must be placed before what is below it.
-    let here: BTreeSet<&str> = current.iter().map(|r| r.path.as_str()).collect();
+/// The changed items and every folder above one, old or new path (each has
+/// a new etag, size and mtime), parents first; `true` marks a changed item.
+fn with_ancestors<H: Host>(
+    run: &mut Run<'_, H>,
+    changed: &Changed,
+    found: &Located,
+) -> Result<Vec<(Record, bool)>, Error> {
+    let here: BTreeSet<&str> = found.current.iter().map(|r| r.path.as_str()).collect();
     let mut ancestors: BTreeSet<String> = BTreeSet::new();
     let passed = changed.paths.iter().map(String::as_str);
-    for path in current
+    for path in found
+        .current
         .iter()
         .map(|r| r.path.as_str())
-        .chain(prior.all())
+        .chain(found.prior.all())
         .chain(passed)
     {
         let mut p = path;
@@ -230,16 +276,26 @@ pub fn incremental<H: Host>(
         .flatten()
         .map(|r| (r, false))
         .collect();
-    for r in &current {
-        run.reserve(r, prior.of(&r.external_id));
+    for r in &found.current {
+        run.reserve(r, found.prior.of(&r.external_id));
     }
-    records.extend(current.into_iter().map(|r| (r, true)));
+    records.extend(found.current.iter().cloned().map(|r| (r, true)));
     records.sort_by(|(a, _), (b, _)| {
         depth(&a.path)
             .cmp(&depth(&b.path))
             .then_with(|| a.path.cmp(&b.path))
     });
+    Ok(records)
+}
 
+/// Takes each record; relists a changed folder as a subtree (one activity
+/// covers a created, moved or restored folder, none of its children), and
+/// deletes what is known where it was and was not listed where it is.
+fn refresh<H: Host>(
+    run: &mut Run<'_, H>,
+    prior: &PriorPaths,
+    records: Vec<(Record, bool)>,
+) -> Result<(), Error> {
     for (record, changed_item) in records {
         // Where a changed folder was known: what is known there and was not
         // listed where it is now is gone.
@@ -262,7 +318,6 @@ pub fn incremental<H: Host>(
             run.mark_unverified(&record.external_id);
         }
         if record.is_folder && changed_item {
-            // One activity covers a created, moved or restored folder, none its children.
             let path = record.path.clone();
             for known in &known_paths {
                 run.release(known);
@@ -286,13 +341,7 @@ pub fn incremental<H: Host>(
             run.take(record)?;
         }
     }
-    for id in gone {
-        if let Some(k) = known.get(&id) {
-            run.delete(k)?;
-        }
-    }
-    run.regrant(regrant)?;
-    run.finish(&points).map(Outcome::Synced)
+    Ok(())
 }
 
 /// See [`keys::PRIOR_PATHS`]: file id → every path the item was known at
