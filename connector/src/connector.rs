@@ -110,7 +110,11 @@ impl Connector {
         let incremental_run = |grants: &[Grant], server| {
             self.run(host, &root, &who, grants, server, SyncMode::Incremental)
         };
-        let shares = match cursor {
+        // The newest activity id is read before the walk, so what changes
+        // during it is replayed next time. Without an Activity app it is
+        // asked again only when a reconcile is due, so that an unchanged
+        // account still costs two requests.
+        let (shares, newest) = match cursor {
             Some(cursor) if !due => {
                 let [shares, page] = send_together(
                     host,
@@ -135,34 +139,43 @@ impl Connector {
                         host.log(Level::Info, &format!("reconciling by etags: {why}"));
                     }
                 }
-                shares
+                let newest = host.send(start::newest_activity_request(base))?;
+                (shares, Some(newest))
             }
-            Some(_) => {
+            _ => {
                 host.log(
                     Level::Info,
-                    "reconciling by etags: the reconcile interval has passed",
+                    if cursor.is_some() {
+                        "reconciling by etags: the reconcile interval has passed"
+                    } else {
+                        "reconciling by etags: the server has no Activity app"
+                    },
                 );
-                Shares::read(host, host.send(start::shares_request(base))?)?
-            }
-            None => {
-                host.log(
-                    Level::Info,
-                    "reconciling by etags: the server has no Activity app",
-                );
-                Shares::read(host, host.send(start::shares_request(base))?)?
+                if server.activity || due {
+                    let [shares, newest] = send_together(
+                        host,
+                        [
+                            start::shares_request(base),
+                            start::newest_activity_request(base),
+                        ],
+                    )?;
+                    (Shares::read(host, shares)?, Some(newest))
+                } else {
+                    (
+                        Shares::read(host, host.send(start::shares_request(base))?)?,
+                        None,
+                    )
+                }
             }
         };
-        // Read before the walk: what changes during it is replayed next time.
-        // Without an Activity app, ask again only when a reconcile is due, so
-        // that an unchanged account still costs two requests.
         let mut server = server;
-        let cursor = if server.activity || due {
-            let newest =
-                start::newest_activity(host, host.send(start::newest_activity_request(base))?)?;
-            server.activity = newest.is_some();
-            newest
-        } else {
-            None
+        let cursor = match newest {
+            Some(response) => {
+                let newest = start::newest_activity(host, response)?;
+                server.activity = newest.is_some();
+                newest
+            }
+            None => None,
         };
         let run = incremental_run(&shares.grants, server);
         let mut points = self.sync_points(cursor, false);

@@ -242,7 +242,7 @@ impl<'h, H: Host> Run<'h, H> {
 
     /// The record for an entry, judged by the filter; `None`, logged, when
     /// it cannot be read (what is known at its path is then kept).
-    pub fn convert(&mut self, entry: DavEntry) -> Option<Record> {
+    fn convert(&mut self, entry: DavEntry) -> Option<Record> {
         let (level, uploaded) = (own_level(&entry), upload_time(&entry));
         match to_record(entry, self.dav.root) {
             Ok(mut record) => {
