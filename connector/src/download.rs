@@ -494,6 +494,36 @@ mod tests {
         DavRoot::new("https://cloud.example.com", "alice").unwrap()
     }
 
+    /// A server that answers every request with `status`, one header and `body`.
+    fn answering(status: u16, header: (&str, &str), body: Vec<u8>) -> MemoryHost {
+        let header = (header.0.to_string(), header.1.to_string());
+        MemoryHost::new(move |_| {
+            Ok(Response {
+                status,
+                headers: vec![header.clone()],
+                body: Cursor::new(body.clone()),
+            })
+        })
+    }
+
+    /// `/a.bin` (etag e1) continued after the `held` bytes a destination
+    /// already has; the answer, and what the destination holds after it.
+    fn resume(host: &MemoryHost, held: usize) -> (Result<StreamInfo, Error>, Held) {
+        let mut destination = Held {
+            bytes: content(held),
+            ..Held::default()
+        };
+        let options = resume_from(held as u64);
+        let answer = stream(
+            host,
+            &root(),
+            &file("/a.bin", "e1", &[]),
+            &options,
+            &mut destination,
+        );
+        (answer, destination)
+    }
+
     /// The whole file into a fresh destination.
     fn whole(host: &MemoryHost, record: &Record) -> Result<StreamInfo, Error> {
         stream(
@@ -879,34 +909,15 @@ mod tests {
     fn a_416_starts_over() {
         let body = content(1000);
         let host = MemoryHost::new(server(body.clone(), "e1", None, true));
-        let mut held = Held {
-            bytes: content(1000),
-            ..Held::default()
-        };
-        let info = stream(
-            &host,
-            &root(),
-            &file("/a.bin", "e1", &[]),
-            &StreamOptions {
-                offset: 1000,
-                if_match: None,
-            },
-            &mut held,
-        )
-        .unwrap();
+        let (info, held) = resume(&host, 1000);
+        let info = info.unwrap();
         assert_eq!((held.restarts, &held.bytes), (1, &body));
         assert!(!info.resumed);
     }
 
     #[test]
     fn a_wrong_content_range_is_refused() {
-        let host = MemoryHost::new(|_| {
-            Ok(Response {
-                status: 206,
-                headers: vec![("Content-Range".into(), "bytes 0-9/10".into())],
-                body: Cursor::new(vec![0; 10]),
-            })
-        });
+        let host = answering(206, ("Content-Range", "bytes 0-9/10"), vec![0; 10]);
         let err = stream(
             &host,
             &root(),
@@ -947,13 +958,7 @@ mod tests {
 
     #[test]
     fn a_short_body_is_an_error() {
-        let host = MemoryHost::new(|_| {
-            Ok(Response {
-                status: 200,
-                headers: vec![("Content-Length".into(), "100".into())],
-                body: Cursor::new(vec![1; 60]),
-            })
-        });
+        let host = answering(200, ("Content-Length", "100"), vec![1; 60]);
         let err = whole(&host, &file("/a.bin", "e1", &[])).unwrap_err();
         assert!(
             matches!(&err, Error::Http(m) if m.contains("60 of 100")),
@@ -1036,18 +1041,8 @@ mod tests {
     fn an_error_status_to_a_range_is_reported_without_starting_over() {
         for (status, expect) in [(404, "no longer exists"), (503, "HTTP 503")] {
             let host = MemoryHost::new(move |_| crate::testing::response(status, vec![]));
-            let mut held = Held {
-                bytes: content(10),
-                ..Held::default()
-            };
-            let err = stream(
-                &host,
-                &root(),
-                &file("/a.bin", "e1", &[]),
-                &resume_from(10),
-                &mut held,
-            )
-            .unwrap_err();
+            let (err, held) = resume(&host, 10);
+            let err = err.unwrap_err();
             assert!(err.to_string().contains(expect), "{err:?}");
             assert_eq!((held.restarts, held.bytes.len()), (0, 10));
             assert_eq!(host.requests.borrow().len(), 1);
@@ -1057,13 +1052,7 @@ mod tests {
 
     #[test]
     fn a_206_to_a_request_for_everything_is_refused() {
-        let host = MemoryHost::new(|_| {
-            Ok(Response {
-                status: 206,
-                headers: vec![("Content-Range".into(), "bytes 0-9/10".into())],
-                body: Cursor::new(vec![0; 10]),
-            })
-        });
+        let host = answering(206, ("Content-Range", "bytes 0-9/10"), vec![0; 10]);
         let err = whole(&host, &file("/a.bin", "e1", &[])).unwrap_err();
         assert!(
             matches!(&err, Error::Protocol(m) if m.contains("although all of it was asked for")),
@@ -1085,18 +1074,8 @@ mod tests {
                 body: Cursor::new(vec![0; 5]),
             })
         });
-        let mut held = Held {
-            bytes: content(5),
-            ..Held::default()
-        };
-        let err = stream(
-            &host,
-            &root(),
-            &file("/a.bin", "e1", &[]),
-            &resume_from(5),
-            &mut held,
-        )
-        .unwrap_err();
+        let (err, held) = resume(&host, 5);
+        let err = err.unwrap_err();
         assert!(matches!(err, Error::Protocol(_)), "{err:?}");
         assert_eq!(host.requests.borrow().len(), 2);
         assert_eq!(
@@ -1176,13 +1155,7 @@ mod tests {
 
     #[test]
     fn a_short_resumed_body_is_an_error() {
-        let host = MemoryHost::new(|_| {
-            Ok(Response {
-                status: 206,
-                headers: vec![("Content-Range".into(), "bytes 5-99/100".into())],
-                body: Cursor::new(vec![1; 10]),
-            })
-        });
+        let host = answering(206, ("Content-Range", "bytes 5-99/100"), vec![1; 10]);
         let record = Record {
             size: 100,
             ..file("/a.bin", "e1", &[])
