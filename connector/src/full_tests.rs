@@ -394,6 +394,40 @@ fn falls_back_to_a_depth_1_walk_when_infinity_is_refused() {
     );
 }
 
+/// The reads before a listing need no answer from each other: they go to
+/// the host in one batch, and the listing only after their answers.
+#[test]
+fn the_reads_before_a_listing_go_out_together() {
+    let body = Rc::new(RefCell::new(body_of(&[
+        node("/", 1, true, "r1"),
+        node("/f.txt", 2, false, "f1"),
+    ])));
+    let host = server(body);
+    connector(100).run_sync(&host).unwrap();
+    let first = host.sent_together.borrow()[0].clone();
+    let endpoints: Vec<&str> = first
+        .iter()
+        .map(|url| {
+            let path = url.trim_start_matches(BASE);
+            path.split('?').next().unwrap_or(path)
+        })
+        .collect();
+    assert_eq!(
+        endpoints,
+        [
+            "/ocs/v2.php/cloud/user",
+            "/ocs/v2.php/apps/activity/api/v2/activity/files",
+            "/ocs/v2.php/apps/files_sharing/api/v1/shares",
+        ]
+    );
+    let requests = host.requests.borrow();
+    assert!(requests[..3].iter().all(|r| r.method == "GET"));
+    assert_eq!(
+        requests[3].method, "PROPFIND",
+        "the listing comes after them"
+    );
+}
+
 /// A refused `Depth: infinity` is a quirk learned once: kept with the
 /// state, so later runs list new folders folder by folder without asking
 /// again; a listing of the whole account asks anyway.

@@ -40,6 +40,8 @@ pub struct MemoryHost {
     staged: RefCell<Option<State>>,
     /// Every `on-changes` call that was committed, in order.
     pub batches: RefCell<Vec<Vec<RecordChange>>>,
+    /// The URLs of each `send-all` call, in order.
+    pub sent_together: RefCell<Vec<Vec<String>>>,
     staged_batches: RefCell<Vec<Vec<RecordChange>>>,
     /// Commits left before `commit` fails, to model a crash.
     pub commits_left: RefCell<Option<usize>>,
@@ -67,6 +69,7 @@ impl MemoryHost {
             committed: RefCell::default(),
             staged: RefCell::default(),
             batches: RefCell::default(),
+            sent_together: RefCell::default(),
             staged_batches: RefCell::default(),
             commits_left: RefCell::default(),
             logs: RefCell::default(),
@@ -108,6 +111,9 @@ impl Host for MemoryHost {
     }
 
     fn send_all(&self, requests: Vec<Request>) -> Vec<Result<Response<Self::Body>, HttpError>> {
+        self.sent_together
+            .borrow_mut()
+            .push(requests.iter().map(|r| r.url.clone()).collect());
         requests.into_iter().map(|r| self.send(r)).collect()
     }
 
