@@ -191,14 +191,13 @@ enum Capture {
 pub struct MultistatusReader<R: BufRead> {
     reader: NsReader<R>,
     buf: Vec<u8>,
-    depth: usize,
     seen_root: bool,
     finished: bool,
     entry: Option<DavEntry>,
     propstat: Option<Propstat>,
     /// The property element (depth 5) we are inside.
     prop: Option<Prop>,
-    /// What each open element is, outermost first.
+    /// What each open element is, outermost first: its length is the depth.
     opened: Vec<Open>,
     capture: Capture,
     text: String,
@@ -213,7 +212,6 @@ impl<R: BufRead> MultistatusReader<R> {
         MultistatusReader {
             reader,
             buf: Vec::with_capacity(4096),
-            depth: 0,
             seen_root: false,
             finished: false,
             entry: None,
@@ -239,22 +237,20 @@ impl<R: BufRead> MultistatusReader<R> {
             buf.clear();
             match self.reader.read_event_into(buf).map_err(xml_error)? {
                 Event::Start(start) => {
-                    self.depth += 1;
-                    if self.depth > MAX_DEPTH {
+                    let depth = self.opened.len() + 1;
+                    if depth > MAX_DEPTH {
                         return Err(ParseError::TooDeep);
                     }
                     let (ns, local) = self.reader.resolve_element(start.name());
-                    let open = self.on_start(ns_of(ns), local.as_ref())?;
+                    let open = self.on_start(depth, ns_of(ns), local.as_ref())?;
                     self.opened.push(open);
                 }
                 Event::End(_) => {
                     let open = self.opened.pop().unwrap_or(Open::Other);
-                    let done = self.on_end(open)?;
-                    self.depth -= 1;
-                    if let Some(entry) = done {
+                    if let Some(entry) = self.on_end(open)? {
                         return Ok(Some(entry));
                     }
-                    if self.depth == 0 {
+                    if self.opened.is_empty() {
                         self.finished = true;
                         return Ok(None);
                     }
@@ -290,7 +286,7 @@ impl<R: BufRead> MultistatusReader<R> {
                 }
                 Event::DocType(_) => return Err(ParseError::Doctype),
                 Event::Eof => {
-                    return if self.seen_root && self.depth == 0 {
+                    return if self.seen_root && self.opened.is_empty() {
                         self.finished = true;
                         Ok(None)
                     } else {
@@ -303,8 +299,9 @@ impl<R: BufRead> MultistatusReader<R> {
         }
     }
 
-    fn on_start(&mut self, ns: Ns, local: &[u8]) -> Result<Open, ParseError> {
-        Ok(match self.depth {
+    /// What the element starting at `depth` (the root is 1) is, acting on it.
+    fn on_start(&mut self, depth: usize, ns: Ns, local: &[u8]) -> Result<Open, ParseError> {
+        Ok(match depth {
             1 => {
                 if (ns, local) != (DAV, &b"multistatus"[..]) {
                     return Err(ParseError::NotMultistatus(
