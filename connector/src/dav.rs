@@ -4,7 +4,7 @@
 use crate::body::read_body;
 use crate::entry::Identity;
 use crate::error::Error;
-use crate::host::{Host, Level, Request};
+use crate::host::{Host, Level, Request, send_each};
 use crate::href::DavRoot;
 use crate::keys;
 use crate::propfind::{PROPFIND_BODY, is_finite_depth_error};
@@ -98,12 +98,7 @@ impl<'h, H: Host> Dav<'h, H> {
             .iter()
             .map(|p| propfind(self.root.url_of(p), depth))
             .collect();
-        let responses = self.host.send_all(requests);
-        if responses.len() != paths.len() {
-            return Err(Error::Http(
-                "the host answered a different number of requests".into(),
-            ));
-        }
+        let responses = send_each(self.host, requests)?;
         paths
             .iter()
             .zip(responses)

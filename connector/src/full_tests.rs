@@ -6,12 +6,10 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use crate::Connector;
-use crate::error::{Error, HttpError};
-use crate::host::{Request, Response};
+use crate::error::Error;
+use crate::host::{Answer, Request};
 use crate::model::{Config, Filters, RecordChange, SyncMode};
 use crate::testing::{DavNode, MemoryHost, fixture, multistatus, response};
-
-type Answer = Result<Response<std::io::Cursor<Vec<u8>>>, HttpError>;
 
 const BASE: &str = "http://127.0.0.1:8080";
 
@@ -33,7 +31,7 @@ fn server(body: Rc<RefCell<Vec<u8>>>) -> MemoryHost {
 }
 
 /// How [`server`] answers.
-fn serve(body: Rc<RefCell<Vec<u8>>>) -> impl FnMut(&Request) -> Answer {
+fn serve(body: Rc<RefCell<Vec<u8>>>) -> impl FnMut(&Request) -> Answer<std::io::Cursor<Vec<u8>>> {
     move |req| {
         if req.url.ends_with("/ocs/v2.php/cloud/user?format=json") {
             assert!(

@@ -1,7 +1,7 @@
 //! The host as the core sees it. `guest.rs` implements this over the WIT
 //! imports; native tests implement it in memory.
 
-use crate::error::HttpError;
+use crate::error::{Error, HttpError};
 use crate::model::{Order, Record, RecordChange, RecordGroup, User};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +48,9 @@ impl<B> Response<B> {
     }
 }
 
+/// One request's answer, or why there is none.
+pub type Answer<B> = Result<Response<B>, HttpError>;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
     Debug,
@@ -60,7 +63,7 @@ pub trait Host {
     type Body: std::io::Read;
 
     fn send(&self, request: Request) -> Result<Response<Self::Body>, HttpError>;
-    fn send_all(&self, requests: Vec<Request>) -> Vec<Result<Response<Self::Body>, HttpError>>;
+    fn send_all(&self, requests: Vec<Request>) -> Vec<Answer<Self::Body>>;
 
     fn get(&self, key: &str) -> Option<String>;
     fn set(&self, key: &str, value: &str);
@@ -90,4 +93,19 @@ pub trait Host {
 
     fn log(&self, level: Level, message: &str);
     fn progress(&self, phase: &str, done: u64, total: Option<u64>);
+}
+
+/// Every answer of [`Host::send_all`], one per request in the order asked:
+/// a host that lost or invented an answer would pair each later answer with
+/// the wrong request.
+pub fn send_each<H: Host>(host: &H, requests: Vec<Request>) -> Result<Vec<Answer<H::Body>>, Error> {
+    let asked = requests.len();
+    let answers = host.send_all(requests);
+    if answers.len() != asked {
+        return Err(Error::Http(format!(
+            "the host answered {} of {asked} requests",
+            answers.len()
+        )));
+    }
+    Ok(answers)
 }

@@ -1,7 +1,7 @@
 //! The reads a run makes before it lists anything: who the user is, what
 //! they shared, where the activity stream stands. On a real server each
-//! costs ~100 ms of PHP start-up and none needs another's answer, so a run
-//! sends them together ([`send_together`]). The activity cursor is among
+//! starts PHP anew (13–100 ms measured on Nextcloud 32) and none needs
+//! another's answer, so a run sends them together ([`send_together`]). The activity cursor is among
 //! them, so it is read before the listing begins: whatever changes while
 //! the listing runs is replayed by the next run.
 
@@ -10,7 +10,7 @@ use crate::activity;
 use crate::body::read_body;
 use crate::entry::Identity;
 use crate::error::Error;
-use crate::host::{Host, Level, Request, Response};
+use crate::host::{Host, Level, Request, Response, send_each};
 use crate::ocs;
 
 /// Largest OCS answer read (a `cloud/user` answer is about 1 KiB).
@@ -25,19 +25,14 @@ pub fn send_together<H: Host, const N: usize>(
     host: &H,
     requests: [Request; N],
 ) -> Result<[Response<H::Body>; N], Error> {
-    let answers = host.send_all(requests.into());
-    if answers.len() != N {
-        return Err(Error::Http(
-            "the host answered a different number of requests".into(),
-        ));
-    }
-    let answers = answers
+    let answers = send_each(host, requests.into())?
         .into_iter()
         .map(|a| a.map_err(Error::from))
         .collect::<Result<Vec<_>, _>>()?;
+    // `send_each` checked the count.
     answers
         .try_into()
-        .map_err(|_| Error::Http("the host answered a different number of requests".into()))
+        .map_err(|_| Error::Http(format!("the host did not answer {N} requests")))
 }
 
 pub fn identity_request(base_url: &str) -> Request {
