@@ -85,7 +85,7 @@ impl Connector {
     /// stream cannot say (no Activity app, an expired cursor) or the
     /// reconcile interval passed.
     pub fn run_sync<H: Host>(&self, host: &H) -> Result<SyncSummary, Error> {
-        let server = Server::load(host);
+        let mut server = Server::load(host);
         let stored = host
             .get(keys::USER)
             .and_then(|json| serde_json::from_str::<Identity>(&json).ok());
@@ -168,7 +168,6 @@ impl Connector {
                 }
             }
         };
-        let mut server = server;
         let cursor = match newest {
             Some(response) => {
                 let newest = start::newest_activity(host, response)?;

@@ -35,3 +35,40 @@ impl Server {
         serde_json::to_string(&self).expect("two booleans serialize")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{MemoryHost, response};
+
+    fn stored(points: &[(&str, &str)]) -> Server {
+        let host = MemoryHost::new(|_| response(500, ""));
+        for (key, value) in points {
+            host.committed
+                .borrow_mut()
+                .points
+                .insert(key.to_string(), value.to_string());
+        }
+        Server::load(&host)
+    }
+
+    #[test]
+    fn a_store_without_the_key_is_read_by_its_cursor() {
+        let all = Server {
+            depth_infinity: true,
+            activity: true,
+        };
+        assert_eq!(stored(&[]), all);
+        assert_eq!(stored(&[(keys::CURSOR, "41")]), all);
+        // An empty cursor was how the absence of the Activity app was kept.
+        assert!(!stored(&[(keys::CURSOR, "")]).activity);
+        let learned = Server {
+            depth_infinity: false,
+            activity: false,
+        };
+        assert_eq!(
+            stored(&[(keys::CURSOR, "41"), (keys::SERVER, &learned.to_json())]),
+            learned
+        );
+    }
+}
